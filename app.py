@@ -1,0 +1,20 @@
+"""PFML Studio: navigation only. Each page in pages/ also runs on its own."""
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = {  # section -> (file, title, icon)
+    "Learn": [("pages/home.py", "Home", ":material/home:"),
+              ("pages/playground.py", "Field playground", ":material/scatter_plot:"),
+              ("pages/decay_explorer.py", "Decay explorer", ":material/show_chart:")],
+    "Train": [("pages/train.py", "Train a model", ":material/model_training:"),
+              ("pages/noise_lab.py", "Label-noise lab", ":material/science:"),
+              ("pages/sweep.py", "Hyperparameter sweep", ":material/tune:")],
+}
+
+st.set_page_config(page_title="PFML Studio", page_icon=":material/blur_on:", layout="wide")
+root = Path(__file__).parent
+nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py"))
+                 for f, t, i in items if (root / f).exists()]
+       for section, items in PAGES.items()}
+st.navigation({s: p for s, p in nav.items() if p}).run()

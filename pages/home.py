@@ -1,0 +1,18 @@
+"""Landing page: what PFML is and where to start."""
+import streamlit as st
+
+st.title("PFML Studio")
+st.markdown(
+    """
+**Potential Field based Deep Metric Learning** (Bhatnagar & Ahuja, CVPR 2025) treats every
+embedding and proxy as a charge. Points of the same class attract, others repel, and the
+**attraction decays with distance** (`alpha`): a far, mislabeled sample is barely pulled,
+while classical losses pull it hardest. Repulsion acts only inside the margin `delta`.
+
+- **Field playground**: watch class fields, force arrows and samples descend the energy.
+- **Decay explorer**: the potentials and forces as curves, beside non-decaying ones.
+- **Train a model**: PFML on MNIST-5k or your own data, with live UMAP and Recall@K.
+- **Label-noise lab / Sweep**: PFML beside Proxy Anchor, ProxyNCA, Multi-Similarity, Triplet.
+"""
+)
+st.caption("Pick a page in the sidebar. Every control is in the URL, so a link reproduces a scene.")

@@ -1,0 +1,156 @@
+"""THE implementation of PFML's physics (../shared/PFML_SPEC.md): pair potentials,
+class potential fields by superposition, forces, and the total energy the loss minimises.
+Everything else (playground, arrows, training) calls these functions."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pfml_core import guards
+from pfml_core.energy_kernel import gram_energy
+from pfml_core.potentials import Potential, get_potential
+
+Tensor = torch.Tensor
+EPS = 1e-6  # distance clamp (spec §4): keeps 1/d^alpha and its gradient finite at d = 0
+REDUCTIONS = ("sum", "mean", "none")
+
+
+def _settings(alpha, delta, delta_rep, eps, potential):
+    """Validate the shared hyperparameters once; delta_rep defaults to delta (spec §1)."""
+    pot = get_potential(potential)
+    alpha = guards.check_positive("alpha", alpha)
+    delta = guards.check_positive("delta", delta)
+    delta_rep = delta if delta_rep is None else guards.check_positive("delta_rep", delta_rep)
+    eps = guards.check_positive("eps", eps)
+    return pot, alpha, delta, delta_rep, eps
+
+
+def attraction(d: Tensor, *, alpha: float, delta: float, eps: float = EPS) -> Tensor:
+    """Eq. 1: -1/delta^alpha inside delta, -1/d^alpha beyond (force decays with d)."""
+    pot, alpha, delta, _, eps = _settings(alpha, delta, None, eps, "pfml")
+    return pot.attraction(torch.as_tensor(d).clamp(min=eps), alpha, delta, eps)
+
+
+def repulsion(d: Tensor, *, alpha: float, delta: float, eps: float = EPS) -> Tensor:
+    """Eq. 2: 1/d^alpha inside delta (a margin), constant 1/delta^alpha beyond (no force)."""
+    pot, alpha, delta, _, eps = _settings(alpha, delta, None, eps, "pfml")
+    return pot.repulsion(torch.as_tensor(d).clamp(min=eps), alpha, delta, eps)
+
+
+def pairwise_distance(x: Tensor, y: Tensor, eps: float = EPS) -> Tensor:
+    """Euclidean distances (..., P, S), clamped below by eps so gradients stay finite."""
+    if x.shape[-1] <= 16:  # exact differences: no cancellation on the 2-D plane
+        sq = (x.unsqueeze(-2) - y.unsqueeze(-3)).pow(2).sum(-1)
+    else:
+        sq = (x.pow(2).sum(-1, keepdim=True) + y.pow(2).sum(-1).unsqueeze(-2)
+              - 2 * x @ y.transpose(-1, -2))
+    return sq.clamp(min=eps * eps).sqrt()
+
+
+def _same_class(cls: Tensor, source_labels: Tensor) -> Tensor:
+    return cls.unsqueeze(-1) == source_labels.unsqueeze(-2)  # (P, S)
+
+
+def _field(points, sources, same, pot: Potential, alpha, delta, delta_rep, eps, exclude_self):
+    """Psi at each point (..., P): superposition over sources, optional self exclusion."""
+    d = pairwise_distance(points, sources, eps)  # (..., P, S)
+    psi = torch.where(same, pot.attraction(d, alpha, delta, eps),
+                      pot.repulsion(d, alpha, delta_rep, eps))
+    if exclude_self:
+        psi = psi.masked_fill(_self_mask(points, sources), 0.0)
+    return psi.sum(-1)
+
+
+def _self_mask(points, sources):
+    p, s = points.shape[-2], sources.shape[-2]
+    if p > s:
+        raise ValueError(f"exclude_self=True needs points[i] to be sources[i]: got {p} points "
+                         f"but only {s} sources")
+    return torch.eye(p, s, dtype=torch.bool, device=points.device)
+
+
+def _class_vector(cls, p, device):
+    if isinstance(cls, torch.Tensor) and cls.ndim == 1:
+        return guards.check_labels("cls", cls, p).to(device)
+    guards.check_int("cls", int(cls) if isinstance(cls, torch.Tensor) else cls, 0)
+    return torch.full((p,), int(cls), dtype=torch.long, device=device)
+
+
+def class_potential(points: Tensor, sources: Tensor, source_labels: Tensor, cls, *,
+                    alpha: float, delta: float, delta_rep: float | None = None,
+                    eps: float = EPS, exclude_self: bool = False,
+                    potential: str = "pfml") -> Tensor:
+    """Psi_cls at each point (Eq. 4-5): sum of attraction from sources of class cls and
+    repulsion from all others. `cls` is one class id or a (P,) tensor (each point's own
+    class). exclude_self=True means points[i] is sources[i], so that pair is skipped.
+    Points may carry leading batch dimensions: (..., P, D) -> (..., P)."""
+    pot, alpha, delta, delta_rep, eps = _settings(alpha, delta, delta_rep, eps, potential)
+    guards.check_points("points", points)
+    guards.check_points("sources", sources, dim=points.shape[-1])
+    if sources.ndim != 2:
+        raise ValueError(f"sources must have shape (S, D), got {tuple(sources.shape)}")
+    labels = guards.check_labels("source_labels", source_labels, sources.shape[0]).to(points.device)
+    same = _same_class(_class_vector(cls, points.shape[-2], points.device), labels)
+    return _field(points, sources, same, pot, alpha, delta, delta_rep, eps, exclude_self)
+
+
+def _stack(embeddings, labels, proxies, proxy_labels):
+    """Batch embeddings and proxies as one set of sources: (B + P, D) and (B + P,)."""
+    guards.check_points("embeddings", embeddings)
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
+    labels = guards.check_labels("labels", labels, embeddings.shape[0]).to(embeddings.device)
+    if proxies is None:
+        return embeddings, labels
+    guards.check_points("proxies", proxies, dim=embeddings.shape[1])
+    if proxies.ndim != 2:
+        raise ValueError(f"proxies must have shape (P, D), got {tuple(proxies.shape)}")
+    if proxy_labels is None:
+        raise ValueError("proxy_labels must be given when proxies are given")
+    plabels = guards.check_labels("proxy_labels", proxy_labels, proxies.shape[0])
+    points = torch.cat([embeddings, proxies.to(embeddings.dtype)])  # (B + P, D)
+    return points, torch.cat([labels, plabels.to(labels.device)])
+
+
+def total_energy(embeddings: Tensor, labels: Tensor, proxies: Tensor | None = None,
+                 proxy_labels: Tensor | None = None, *, alpha: float, delta: float,
+                 delta_rep: float | None = None, normalize: bool = True,
+                 reduction: str = "sum", eps: float = EPS, potential: str = "pfml") -> Tensor:
+    """Eq. 6: U = sum over batch points and proxies of their own class potential, a raw
+    sum over ordered pairs (proxy-proxy pairs included). normalize=True L2-normalises
+    (real models); False keeps plane coordinates (2-D toy). reduction: "sum" (paper),
+    "mean" (per point) or "none" (each point's Psi, shape (B + P,))."""
+    pot, alpha, delta, delta_rep, eps = _settings(alpha, delta, delta_rep, eps, potential)
+    guards.check_choice("reduction", reduction, REDUCTIONS)
+    points, point_labels = _stack(embeddings, labels, proxies, proxy_labels)
+    if normalize:
+        points = F.normalize(points, dim=-1)
+    n = points.shape[0]
+    if reduction != "none" and pot.name == "pfml" and points.shape[1] > 16:
+        energy = gram_energy(points, point_labels, alpha, delta, delta_rep, eps)
+    else:
+        same = _same_class(point_labels, point_labels)
+        per_point = _field(points, points, same, pot, alpha, delta, delta_rep, eps, True)
+        if reduction == "none":
+            return per_point
+        energy = per_point.sum()
+    return energy / max(n, 1) if reduction == "mean" else energy
+
+
+def forces(embeddings: Tensor, labels: Tensor, proxies: Tensor | None = None,
+           proxy_labels: Tensor | None = None, *, alpha: float, delta: float,
+           delta_rep: float | None = None, eps: float = EPS,
+           potential: str = "pfml") -> Tensor:
+    """-grad of each point's own class field at that point, the others held fixed:
+    the arrows of the playground, in the given (plane) coordinates. Shape (B + P, D),
+    embeddings first, then proxies."""
+    pot, alpha, delta, delta_rep, eps = _settings(alpha, delta, delta_rep, eps, potential)
+    points, point_labels = _stack(embeddings, labels, proxies, proxy_labels)
+    same = _same_class(point_labels, point_labels)
+    diff = points.unsqueeze(1) - points.unsqueeze(0)  # (N, N, D): z_i - z_j
+    sq = diff.pow(2).sum(-1)
+    d = sq.clamp(min=eps * eps).sqrt()
+    dpsi = torch.where(same, pot.d_attraction(d, alpha, delta, eps),
+                       pot.d_repulsion(d, alpha, delta_rep, eps))
+    coef = (dpsi / d).masked_fill(sq <= eps * eps, 0.0)  # no self force, none when clamped
+    return -(coef.unsqueeze(-1) * diff).sum(1)

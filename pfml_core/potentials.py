@@ -1,0 +1,98 @@
+"""Pair potentials: PFML's decaying one (paper Eq. 1-2) and named non-decaying ones kept
+for side-by-side teaching. Each maps a distance d (>= eps) to psi(d) and psi'(d)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+Tensor = torch.Tensor
+PairFn = Callable[[Tensor, float, float, float], Tensor]  # (d, alpha, radius, eps) -> tensor
+
+
+@dataclass(frozen=True)
+class Potential:
+    """One attraction/repulsion pair and its derivatives with respect to d."""
+
+    name: str
+    label: str
+    attraction: PairFn
+    repulsion: PairFn
+    d_attraction: PairFn
+    d_repulsion: PairFn
+    decaying: bool  # True: attraction force shrinks with distance (PFML's key idea)
+    uses_alpha: bool
+
+
+# --- PFML (Eq. 1-2): attraction -1/max(d, delta)^alpha, repulsion 1/min(d, delta)^alpha ---
+def _pfml_att(d, alpha, delta, eps):
+    return -d.clamp(min=max(delta, eps)).pow(-alpha)
+
+
+def _pfml_rep(d, alpha, delta, eps):
+    return d.clamp(min=eps, max=max(delta, eps)).pow(-alpha)
+
+
+def _pfml_datt(d, alpha, delta, eps):
+    # force alpha / d^(alpha+1) beyond delta, none inside (no collapse)
+    return torch.where(d > delta, alpha * d.clamp(min=eps).pow(-alpha - 1), torch.zeros_like(d))
+
+
+def _pfml_drep(d, alpha, delta, eps):
+    # acts only inside the margin delta
+    inside = (d < delta) & (d > eps)
+    return torch.where(inside, -alpha * d.clamp(min=eps).pow(-alpha - 1), torch.zeros_like(d))
+
+
+# --- contrastive-style: d^2 attraction (force 2d grows with distance), hinged repulsion ---
+def _con_att(d, alpha, delta, eps):
+    return d * d
+
+
+def _con_rep(d, alpha, delta, eps):
+    return (delta - d).clamp(min=0).pow(2)
+
+
+def _con_datt(d, alpha, delta, eps):
+    return 2 * d
+
+
+def _con_drep(d, alpha, delta, eps):
+    return -2 * (delta - d).clamp(min=0)
+
+
+# --- linear: constant-size attraction (like triplet / proxy losses), hinged repulsion ---
+def _lin_att(d, alpha, delta, eps):
+    return d.clone()
+
+
+def _lin_rep(d, alpha, delta, eps):
+    return (delta - d).clamp(min=0)
+
+
+def _lin_datt(d, alpha, delta, eps):
+    return torch.ones_like(d)
+
+
+def _lin_drep(d, alpha, delta, eps):
+    return -(d < delta).to(d.dtype)
+
+
+POTENTIALS: dict[str, Potential] = {
+    "pfml": Potential("pfml", "PFML (decaying, Eq. 1-2)", _pfml_att, _pfml_rep,
+                      _pfml_datt, _pfml_drep, decaying=True, uses_alpha=True),
+    "contrastive": Potential("contrastive", "Contrastive-style (d² pull, hinge push)",
+                             _con_att, _con_rep, _con_datt, _con_drep,
+                             decaying=False, uses_alpha=False),
+    "linear": Potential("linear", "Constant pull (triplet/proxy-like), hinge push",
+                        _lin_att, _lin_rep, _lin_datt, _lin_drep,
+                        decaying=False, uses_alpha=False),
+}
+
+
+def get_potential(name: str) -> Potential:
+    """Look a potential up by name; ValueError lists the known names."""
+    if name not in POTENTIALS:
+        raise ValueError(f"potential must be one of {sorted(POTENTIALS)}, got {name!r}")
+    return POTENTIALS[name]
