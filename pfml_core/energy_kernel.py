@@ -14,40 +14,56 @@ Tensor = torch.Tensor
 
 
 def _pair_terms(x: Tensor, labels: Tensor, alpha, delta, delta_rep, eps):
-    """Energy and the gradient coefficient matrix c (n, n) of PFML on points x (n, D)."""
+    """Energy and the scaled gradient coefficients k = c / (-alpha) of PFML on x (n, D).
+
+    Every pair is first treated as repulsive (most pairs are: many classes), then the
+    few same-class pairs are gathered and corrected. That keeps the (n, n) work to a
+    handful of in-place passes over one buffer."""
+    eps2, rep2, att2 = eps * eps, max(delta_rep, eps) ** 2, max(delta, eps) ** 2
     sq_norm = x.pow(2).sum(1)  # (n,)
     sq = torch.addmm(sq_norm.unsqueeze(1) + sq_norm.unsqueeze(0), x, x.t(),
-                     beta=1.0, alpha=-2.0)  # (n, n): |x_i|^2 + |x_j|^2 - 2 x_i.x_j
-    sq.clamp_(min=eps * eps)
-    d = sq.sqrt()
-    same = labels.unsqueeze(1) == labels.unsqueeze(0)  # (n, n)
-    # c_ij = d clamped into the flat part of psi: [delta, inf) for attraction,
-    # [eps, delta_rep] for repulsion; psi = -c^-alpha (same class) or +c^-alpha.
-    unclamped = torch.where(same, d > delta, d < delta_rep) & (sq > eps * eps)
-    clamped = torch.where(same, d.clamp(min=delta), d.clamp_(max=delta_rep))  # reuses d
-    p = clamped.pow_(-alpha)  # (n, n) = c^-alpha
-    p.diagonal().zero_()  # a point never acts on itself
-    sign = 1.0 - 2.0 * same.to(x.dtype)  # -1 same class (attraction), +1 other class
-    p.mul_(sign)  # psi_ij
+                     beta=1.0, alpha=-2.0)  # (n, n): |x_i - x_j|^2
+    same = labels.unsqueeze(1) == labels.unsqueeze(0)
+    same.diagonal().zero_()  # a point never acts on itself
+    ii, jj = same.nonzero(as_tuple=True)  # same-class pairs, i != j
+    sq_same = sq[ii, jj].clamp(min=eps2)
+    moving = (sq > eps2) & (sq < rep2)  # repulsion acts: eps < d < delta_rep
+    sq.clamp_(min=eps2, max=rep2)  # squared repulsion distance min(d, delta_rep)^2
+    p = _inv_pow(sq, alpha / 2)  # (n, n): psi_rep = min(d, delta_rep)^-alpha
+    p.diagonal().zero_()
     energy = p.sum()
-    # psi'(d)/d = -alpha * psi / d^2 where unclamped (psi = sign*d^-alpha there), else 0
-    coef = p.div_(sq).mul_(-alpha).mul_(unclamped)
-    return energy, coef
+    k = torch.div(p, sq, out=sq).mul_(moving)  # psi'/d / (-alpha), repulsive pairs
+    del p, moving
+    # same-class pairs: replace repulsion by attraction -max(d, delta)^-alpha
+    rep_same = _inv_pow(sq_same.clamp(max=rep2), alpha / 2)
+    att_c2 = sq_same.clamp(min=att2)
+    att = _inv_pow(att_c2, alpha / 2)
+    energy = energy - rep_same.sum() - att.sum()
+    k[ii, jj] = -(att / att_c2) * (sq_same > att2)
+    return energy, k
+
+
+def _inv_pow(t: Tensor, e: float) -> Tensor:
+    """t^-e, with a cheap multiply path for the half-integer exponents of integer alpha."""
+    if e == 1.5:  # alpha = 3, the paper's best
+        return t.rsqrt().pow_(3)
+    return t.pow(-e)
 
 
 class _GramEnergy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, labels, alpha, delta, delta_rep, eps):
-        energy, coef = _pair_terms(x, labels, alpha, delta, delta_rep, eps)
-        ctx.save_for_backward(x, coef)
+        energy, k = _pair_terms(x, labels, alpha, delta, delta_rep, eps)
+        ctx.save_for_backward(x, k)
+        ctx.alpha = alpha
         return energy
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, coef = ctx.saved_tensors
-        # 2 * (rowsum(c)_i x_i - (c @ x)_i), c symmetric
-        grad = torch.addmm(coef.sum(1, keepdim=True) * x, coef, x, beta=1.0, alpha=-1.0)
-        return grad.mul_(2.0 * grad_out), None, None, None, None, None
+        x, k = ctx.saved_tensors
+        # dU/dx = 2 (rowsum(c) x - c @ x) with c = -alpha k symmetric
+        grad = torch.addmm(k.sum(1, keepdim=True) * x, k, x, beta=1.0, alpha=-1.0)
+        return grad.mul_(-2.0 * ctx.alpha * grad_out), None, None, None, None, None
 
 
 def gram_energy(x: Tensor, labels: Tensor, alpha: float, delta: float,
