@@ -25,16 +25,32 @@ def _settings(alpha, delta, delta_rep, eps, potential):
     return pot, alpha, delta, delta_rep, eps
 
 
+def safe_eps(eps: float, alpha: float, dtype: torch.dtype) -> float:
+    """The distance clamp actually used: eps, raised where eps^-(alpha+2) (the largest
+    gradient coefficient) would overflow the dtype, e.g. float32 with alpha > 3."""
+    headroom = torch.finfo(dtype).max / 1e8  # room for sums over ~1e8 pairs
+    return max(eps, (headroom / max(alpha, 1.0)) ** (-1.0 / (alpha + 2.0)))
+
+
+def _as_float(d) -> Tensor:
+    d = torch.as_tensor(d)
+    return d if d.is_floating_point() else d.to(torch.get_default_dtype())
+
+
 def attraction(d: Tensor, *, alpha: float, delta: float, eps: float = EPS) -> Tensor:
     """Eq. 1: -1/delta^alpha inside delta, -1/d^alpha beyond (force decays with d)."""
     pot, alpha, delta, _, eps = _settings(alpha, delta, None, eps, "pfml")
-    return pot.attraction(torch.as_tensor(d).clamp(min=eps), alpha, delta, eps)
+    d = _as_float(d)
+    eps = safe_eps(eps, alpha, d.dtype)
+    return pot.attraction(d.clamp(min=eps), alpha, delta, eps)
 
 
 def repulsion(d: Tensor, *, alpha: float, delta: float, eps: float = EPS) -> Tensor:
     """Eq. 2: 1/d^alpha inside delta (a margin), constant 1/delta^alpha beyond (no force)."""
     pot, alpha, delta, _, eps = _settings(alpha, delta, None, eps, "pfml")
-    return pot.repulsion(torch.as_tensor(d).clamp(min=eps), alpha, delta, eps)
+    d = _as_float(d)
+    eps = safe_eps(eps, alpha, d.dtype)
+    return pot.repulsion(d.clamp(min=eps), alpha, delta, eps)
 
 
 def pairwise_distance(x: Tensor, y: Tensor, eps: float = EPS) -> Tensor:
@@ -91,6 +107,7 @@ def class_potential(points: Tensor, sources: Tensor, source_labels: Tensor, cls,
         raise ValueError(f"sources must have shape (S, D), got {tuple(sources.shape)}")
     labels = guards.check_labels("source_labels", source_labels, sources.shape[0]).to(points.device)
     same = _same_class(_class_vector(cls, points.shape[-2], points.device), labels)
+    eps = safe_eps(eps, alpha, points.dtype)
     return _field(points, sources, same, pot, alpha, delta, delta_rep, eps, exclude_self)
 
 
@@ -125,7 +142,7 @@ def total_energy(embeddings: Tensor, labels: Tensor, proxies: Tensor | None = No
     points, point_labels = _stack(embeddings, labels, proxies, proxy_labels)
     if normalize:
         points = F.normalize(points, dim=-1)
-    n = points.shape[0]
+    n, eps = points.shape[0], safe_eps(eps, alpha, points.dtype)
     if reduction != "none" and pot.name == "pfml" and points.shape[1] > 16:
         energy = gram_energy(points, point_labels, alpha, delta, delta_rep, eps)
     else:
@@ -147,6 +164,7 @@ def forces(embeddings: Tensor, labels: Tensor, proxies: Tensor | None = None,
     pot, alpha, delta, delta_rep, eps = _settings(alpha, delta, delta_rep, eps, potential)
     points, point_labels = _stack(embeddings, labels, proxies, proxy_labels)
     same = _same_class(point_labels, point_labels)
+    eps = safe_eps(eps, alpha, points.dtype)
     diff = points.unsqueeze(1) - points.unsqueeze(0)  # (N, N, D): z_i - z_j
     sq = diff.pow(2).sum(-1)
     d = sq.clamp(min=eps * eps).sqrt()
