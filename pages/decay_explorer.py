@@ -1,0 +1,35 @@
+"""Decay explorer: PFML's attraction / repulsion potentials and force vs distance beside
+non-decaying potentials, for the chosen alpha and delta (both in the URL)."""
+import streamlit as st
+
+from pfml_core import state
+from pfml_core.viz import decay
+from studio import cache
+
+CONTROLS = {"decay_alpha": state.BY_NAME["alpha"], "decay_delta": state.BY_NAME["delta"]}
+
+st.title("Decay explorer")
+
+
+def url_notices() -> list[str]:
+    """Notices for URL values that are malformed or out of range (the widget falls back)."""
+    notices = []
+    for key, c in CONTROLS.items():
+        try:
+            if key in st.query_params:
+                state.parse_value(c, st.query_params[key])
+        except ValueError as err:
+            notices.append(f"URL value ignored: {err}; using the default {c.default!r}.")
+    return notices
+
+
+if "decay_notices" not in st.session_state:  # checked once, before the widgets read the URL
+    st.session_state.decay_notices = url_notices()
+for notice in st.session_state.decay_notices:
+    st.warning(notice)
+
+left, right = st.columns([1, 3])
+alpha, delta = (left.slider(c.name, c.low, c.high, c.default, c.step, key=key, help=c.help,
+                            bind="query-params") for key, c in CONTROLS.items())
+right.plotly_chart(cache.decay_figure(alpha, delta), key="decay_chart")
+left.markdown("\n".join(f"- {s}" for s in decay.explanation(alpha, delta)))

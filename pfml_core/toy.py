@@ -1,0 +1,151 @@
+"""2-D toy scenes for the field playground: a registry of seeded presets that each build
+samples (with sub-populations), proxies and label noise in plain plane coordinates.
+The descent on these scenes lives in pfml_core/descent.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from pfml_core import guards
+
+SPREAD = 0.3  # std of a cluster in plane units; delta defaults are chosen against it
+RADIUS = 1.8  # class centres lie on a circle of this radius
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """What defines a scene; hashable, so the app can cache build_scene on it."""
+
+    preset: str = "two_classes"
+    classes: int = 2
+    points_per_class: int = 20
+    proxies_per_class: int = 2
+    noise: float = 0.0  # fraction of sample labels flipped to another class
+    seed: int = 0
+
+
+@dataclass
+class Scene:
+    """Points (n, 2), noisy labels, true labels, flipped mask, sub-population ids,
+    proxies (P, 2) and their labels; numpy arrays, float32 coordinates."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    true_labels: np.ndarray
+    flipped: np.ndarray
+    subpop: np.ndarray
+    proxies: np.ndarray
+    proxy_labels: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        labels = np.concatenate([self.true_labels, self.proxy_labels])
+        return int(labels.max()) + 1 if labels.size else 0
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named geometry. layout(rng, classes, n) -> (points, labels, subpop)."""
+
+    name: str
+    label: str
+    teaches: str
+    layout: Callable
+    classes: int | None = None  # fixed class count (None: the control decides)
+    min_noise: float = 0.0  # the preset needs at least this much label noise
+    samples: bool = True  # False: proxies only
+    min_proxies: int = 0
+
+
+def _centres(classes: int, radius: float = RADIUS) -> np.ndarray:
+    angles = np.pi + 2 * np.pi * np.arange(classes) / classes  # first class on the left
+    return radius * np.stack([np.cos(angles), np.sin(angles)], 1)  # (C, 2)
+
+
+def _blobs(rng, centres, n, spread):
+    """n points around each centre; returns points (C*n, 2) and centre ids (C*n,)."""
+    ids = np.repeat(np.arange(len(centres)), n)
+    return centres[ids] + spread * rng.standard_normal((len(ids), 2)), ids
+
+
+def _gaussian_layout(radius, spread):
+    def layout(rng, classes, n):
+        pts, ids = _blobs(rng, _centres(classes, radius), n, spread)
+        return pts, ids, np.zeros_like(ids)
+    return layout
+
+
+def _multimodal_layout(rng, classes, n):
+    """Each class in two clusters on opposite sides (sub-populations 0 and 1)."""
+    centres = _centres(2 * classes, RADIUS * 1.3)  # cluster c and c + classes are opposite
+    sizes = np.repeat([n - n // 2, n // 2], classes)  # (2C,) points in each cluster
+    ids = np.repeat(np.arange(2 * classes), sizes)
+    pts = centres[ids] + SPREAD * 0.8 * rng.standard_normal((len(ids), 2))
+    return pts, ids % classes, ids // classes
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("two_classes", "Two classes (the paper's figure)",
+           "Blue wells around each class, red margins around the other.",
+           _gaussian_layout(RADIUS * 0.7, SPREAD), classes=2),
+    Preset("large_variation", "Large intra-class variation",
+           "A class in separated clusters: the decayed pull keeps sub-populations apart.",
+           _multimodal_layout),
+    Preset("label_noise", "Label noise",
+           "Far mislabeled points (X) feel a weak, decayed pull and are left alone.",
+           _gaussian_layout(RADIUS, SPREAD * 0.8), min_noise=0.1),
+    Preset("tight_margin", "Tight margin",
+           "Classes touch: repulsion acts only inside delta and opens a margin.",
+           _gaussian_layout(RADIUS * 0.35, SPREAD)),
+    Preset("proxies_only", "Proxies only",
+           "Only proxies: they attract their own class and repel the others.",
+           _gaussian_layout(RADIUS, SPREAD), samples=False, min_proxies=3),
+]}
+
+
+def check_config(cfg: SceneConfig) -> SceneConfig:
+    """Validate a SceneConfig; ValueError names the bad field."""
+    guards.check_choice("preset", cfg.preset, PRESETS)
+    guards.check_int("classes", cfg.classes, 2, 5)
+    guards.check_int("points_per_class", cfg.points_per_class, 1, 100)
+    guards.check_int("proxies_per_class", cfg.proxies_per_class, 0, 10)
+    guards.check_range("noise", cfg.noise, 0.0, 0.5)
+    guards.check_int("seed", cfg.seed, 0)
+    return cfg
+
+
+def flip_labels(labels: np.ndarray, rate: float, classes: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Flip round(rate * n) labels, each to a different class chosen at random."""
+    n = len(labels)
+    k = int(round(rate * n))
+    flipped = np.zeros(n, dtype=bool)
+    flipped[rng.choice(n, size=k, replace=False)] = True
+    shift = rng.integers(1, classes, size=n)  # never 0: always a different class
+    noisy = np.where(flipped, (labels + shift) % classes, labels)
+    return noisy.astype(np.int64), flipped
+
+
+def build_scene(cfg: SceneConfig) -> Scene:
+    """The scene of a config: same config and seed -> identical arrays."""
+    check_config(cfg)
+    preset = PRESETS[cfg.preset]
+    classes = preset.classes or cfg.classes
+    rng = np.random.default_rng(cfg.seed)
+    notes = [] if classes == cfg.classes else [f"This preset always uses {classes} classes."]
+    n = cfg.points_per_class if preset.samples else 0
+    pts, true, sub = preset.layout(rng, classes, n)
+    noise = max(cfg.noise, preset.min_noise)
+    if noise > cfg.noise:
+        notes.append(f"This preset flips at least {preset.min_noise:.0%} of the labels.")
+    labels, flipped = flip_labels(true, noise, classes, rng)
+    m = max(cfg.proxies_per_class, preset.min_proxies)
+    if m > cfg.proxies_per_class:
+        notes.append(f"This preset uses at least {m} proxies per class.")
+    proxies = 0.6 * rng.standard_normal((classes * m, 2))  # random init, as in training
+    return Scene(points=pts.astype(np.float32), labels=labels, true_labels=true.astype(np.int64),
+                 flipped=flipped, subpop=sub.astype(np.int64),
+                 proxies=proxies.astype(np.float32),
+                 proxy_labels=np.repeat(np.arange(classes), m).astype(np.int64), notes=notes)

@@ -1,0 +1,1 @@
+"""Pure Plotly figure builders: data in, figure out (no streamlit)."""
