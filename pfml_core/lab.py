@@ -1,0 +1,167 @@
+"""Label-noise lab and hyperparameter sweeps as data: a grid spec expands to (params,
+TrainConfig dict) pairs; finished runs flatten to a frame and aggregate over seeds."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pfml_core import guards
+
+MAX_RUNS = 500  # one grid; beyond this a sweep is a mistake in the widgets, not a plan
+NOISE_AXES = ("loss", "noise")
+SWEEP_AXES = ("alpha", "delta", "delta_gap", "proxies_per_class")
+REPORTED = ("R@1", "R@2", "R@4", "MAP@R", "flip_d_labelled", "flip_d_true", "flip_ratio",
+            "flip_closer_true", "W2", "seconds")
+
+
+def _nonempty(name: str, values) -> list:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} must list at least one value, got {values!r}")
+    return values
+
+
+def _seeds(seeds) -> list[int]:
+    return [guards.check_int("seeds", int(s) if isinstance(s, (float, str)) else s, 0)
+            for s in _nonempty("seeds", seeds)]
+
+
+def _check_size(n: int) -> None:
+    if n > MAX_RUNS:
+        raise ValueError(f"the grid has {n} runs; at most {MAX_RUNS} are allowed per grid")
+
+
+def check_data(data: str) -> str:
+    """A bundled dataset name or an existing path (checked before a whole grid is queued)."""
+    from pfml_core.data import BUNDLED
+
+    if data not in BUNDLED and not Path(str(data)).expanduser().exists():
+        raise ValueError(f"data must be one of {sorted(BUNDLED)} or an existing path, got {data!r}")
+    return data
+
+
+def _config(data: str, base: dict | None, **fields) -> dict:
+    """A validated TrainConfig dict."""
+    cfg = {"data": data, **(base or {}), **fields}
+    from pfml_core.train_config import TrainConfig
+
+    tc = TrainConfig.from_dict(cfg)
+    tc.validate()
+    return tc.to_dict()
+
+
+def loss_names() -> list[str]:
+    from pfml_core.baselines import LOSSES
+    return list(LOSSES)
+
+
+def noise_grid(data: str, losses, noise_rates, seeds, base: dict | None = None,
+               loss_params: dict | None = None) -> tuple[dict, list[tuple[dict, dict]]]:
+    """losses x noise rates x seeds -> (spec, [(params, config)]). Rates are fractions in [0, 1)."""
+    check_data(data)
+    losses = _nonempty("losses", losses)
+    rates = [guards.check_range("noise_rates", r, 0.0, 0.95) for r in _nonempty("noise_rates", noise_rates)]
+    seeds, loss_params = _seeds(seeds), loss_params or {}
+    known = loss_names()
+    for loss in losses:
+        guards.check_choice("losses", loss, known)
+    _check_size(len(losses) * len(rates) * len(seeds))
+    runs = [({"loss": loss, "noise": r, "seed": s},
+             _config(data, base, loss=loss, noise=r, seed=s, loss_params=dict(loss_params.get(loss, {}))))
+            for loss, r, s in itertools.product(losses, rates, seeds)]
+    spec = {"data": data, "losses": losses, "noise_rates": rates, "seeds": seeds,
+            "base": base or {}, "loss_params": loss_params}
+    return spec, runs
+
+
+def _sweep_points(axes: dict[str, list], mode: str, n_trials: int, rng_seed: int) -> list[dict]:
+    """Grid: the Cartesian product. Random: n_trials draws, uniform within each axis' [min, max]."""
+    if mode == "grid":
+        return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    rng = np.random.default_rng(rng_seed)
+    points = []
+    for _ in range(guards.check_int("n_trials", n_trials, 1, MAX_RUNS)):
+        p = {k: float(rng.uniform(min(v), max(v))) for k, v in axes.items()}
+        lo, hi = min(axes["proxies_per_class"]), max(axes["proxies_per_class"])
+        p["proxies_per_class"] = int(rng.integers(lo, hi + 1))
+        points.append({k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()})
+    return points
+
+
+def sweep_grid(data: str, alpha, delta, delta_gap=(0.0,), proxies_per_class=(5,), seeds=(0,),
+               mode: str = "grid", n_trials: int = 10, noise: float = 0.0,
+               base: dict | None = None, rng_seed: int = 0) -> tuple[dict, list[tuple[dict, dict]]]:
+    """PFML over alpha x delta x (delta_rep - delta) x proxies per class (x seeds)."""
+    check_data(data)
+    guards.check_choice("mode", mode, ("grid", "random"))
+    axes = {"alpha": [guards.check_positive("alpha", a) for a in _nonempty("alpha", alpha)],
+            "delta": [guards.check_positive("delta", d) for d in _nonempty("delta", delta)],
+            "delta_gap": [guards.check_range("delta_gap", g, 0.0, 2.0) for g in _nonempty("delta_gap", delta_gap)],
+            "proxies_per_class": [guards.check_int("proxies_per_class", int(m), 0, 100)
+                                  for m in _nonempty("proxies_per_class", proxies_per_class)]}
+    noise, seeds = guards.check_range("noise", noise, 0.0, 0.95), _seeds(seeds)
+    points = _sweep_points(axes, mode, n_trials, rng_seed)
+    _check_size(len(points) * len(seeds))
+    runs = []
+    for p, s in itertools.product(points, seeds):
+        lp = {"alpha": p["alpha"], "delta": p["delta"], "delta_rep": round(p["delta"] + p["delta_gap"], 6),
+              "proxies_per_class": p["proxies_per_class"]}
+        runs.append(({**p, "seed": s}, _config(data, base, loss="pfml", noise=noise, seed=s, loss_params=lp)))
+    spec = {"data": data, "mode": mode, "axes": axes, "seeds": seeds, "n_trials": n_trials,
+            "noise": noise, "base": base or {}}
+    return spec, runs
+
+
+def runs_frame(runs: list[dict]) -> pd.DataFrame:
+    """One row per run: id, status, its grid params, scalar metrics, error."""
+    rows = []
+    for r in runs:
+        metrics = {k: v for k, v in (r.get("metrics") or {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        rows.append({"run": r["id"], "status": r["status"], **r["params"], **metrics,
+                     "error": r.get("error") or ""})
+    return pd.DataFrame(rows)
+
+
+def aggregate(frame: pd.DataFrame, by, metrics=("R@1", "R@2")) -> pd.DataFrame:
+    """Mean, sample std (0 for a single seed) and count of each metric over the finished runs
+    of each `by` group (that is, over seeds)."""
+    by = list(by)
+    if frame.empty or "status" not in frame:
+        return pd.DataFrame(columns=by + ["n"])
+    done = frame[frame["status"] == "done"]
+    metrics = [m for m in metrics if m in done.columns]
+    if done.empty or not metrics:
+        return pd.DataFrame(columns=by + ["n"])
+    g = done.groupby(by, dropna=False)[metrics]
+    out = g.mean().add_suffix(" mean").join(g.std(ddof=1).fillna(0.0).add_suffix(" std"))
+    out["n"] = g.size()
+    return out.reset_index()
+
+
+def grid_frame(store, grid_id: int) -> pd.DataFrame:
+    """The runs of one stored grid as a frame (what the pages show and CSV export writes)."""
+    return runs_frame(store.runs(grid_id))
+
+
+def export_csv(store, grid_id: int, path) -> int:
+    """Write one row per run of the grid to `path`; returns the number of rows."""
+    frame = grid_frame(store, grid_id)
+    frame.to_csv(path, index=False)
+    return len(frame)
+
+
+def gain(agg: pd.DataFrame, method: str = "pfml", over: str = "proxy_anchor",
+         metric: str = "R@1") -> pd.DataFrame:
+    """Measured mean `metric` of `method` minus that of `over`, per noise rate (the paper's
+    claim at 20% noise: +6.0 CUB / +7.6 Cars R@1 points for PFML over Proxy Anchor)."""
+    col = f"{metric} mean"
+    if agg.empty or col not in agg:
+        return pd.DataFrame(columns=["noise", "gain"])
+    wide = agg.pivot_table(index="noise", columns="loss", values=col)
+    if method not in wide or over not in wide:
+        return pd.DataFrame(columns=["noise", "gain"])
+    return (wide[method] - wide[over]).rename("gain").reset_index().dropna()

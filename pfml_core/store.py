@@ -1,0 +1,215 @@
+"""The lab's run store: one SQLite file (WAL mode) at runs_dir()/lab.sqlite holding grids
+(noise grids, sweeps) and their runs, so background workers, the app and the CLI share
+results that outlive any of them. Short transactions; run claims are atomic."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
+GRID_KINDS = ("noise", "sweep")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS grids (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT, spec TEXT NOT NULL,
+  status TEXT NOT NULL, created REAL NOT NULL, pid INTEGER, finished REAL);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, grid_id INTEGER NOT NULL REFERENCES grids(id),
+  idx INTEGER NOT NULL, params TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
+  metrics TEXT, started REAL, finished REAL, error TEXT, worker_pid INTEGER);
+CREATE INDEX IF NOT EXISTS runs_grid ON runs(grid_id, status, idx);
+"""
+
+
+def runs_dir() -> Path:
+    """Where runs live: pfml_core.runs.runs_dir() when present, else $PFML_RUNS_DIR or ./runs."""
+    try:
+        from pfml_core.runs import runs_dir as _runs_dir
+    except ImportError:
+        return Path(os.environ.get("PFML_RUNS_DIR", "runs"))
+    return Path(_runs_dir())
+
+
+def default_path() -> Path:
+    return runs_dir() / "lab.sqlite"
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while process `pid` exists and is not a zombie (a dead, unreaped child)."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): trust kill(0)
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _row(cur: sqlite3.Cursor, row: tuple) -> dict:
+    d = {c[0]: v for c, v in zip(cur.description, row)}
+    for key in ("spec", "params", "config", "metrics"):
+        if key in d:
+            d[key] = json.loads(d[key]) if d[key] else ({} if key != "metrics" else None)
+    return d
+
+
+class Store:
+    """One connection per process (and per Store); every write is its own short transaction.
+    Never carry a Store across fork(): SQLite forbids it (workers are fresh interpreters)."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, args)
+
+    def _query(self, sql: str, args: tuple = ()) -> list[dict]:
+        cur = self._conn.execute(sql, args)
+        return [_row(cur, r) for r in cur.fetchall()]
+
+    # --- grids ---
+    def create_grid(self, kind: str, spec: dict, runs: list[tuple[dict, dict]],
+                    name: str | None = None) -> int:
+        """Insert a grid and its runs (params, config) as 'queued', atomically; returns its id."""
+        if kind not in GRID_KINDS:
+            raise ValueError(f"kind must be one of {list(GRID_KINDS)}, got {kind!r}")
+        if not runs:
+            raise ValueError("runs must hold at least one (params, config) pair, got none")
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            gid = c.execute("INSERT INTO grids(kind, name, spec, status, created) VALUES (?,?,?,?,?)",
+                            (kind, name, json.dumps(spec), "queued", time.time())).lastrowid
+            c.executemany(
+                "INSERT INTO runs(grid_id, idx, params, config, status) VALUES (?,?,?,?,'queued')",
+                [(gid, i, json.dumps(p), json.dumps(cfg)) for i, (p, cfg) in enumerate(runs)])
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return int(gid)
+
+    def grid(self, grid_id: int) -> dict:
+        rows = self._query("SELECT * FROM grids WHERE id=?", (int(grid_id),))
+        if not rows:
+            raise ValueError(f"grid_id {grid_id!r} is not in the store {self.path}")
+        return rows[0]
+
+    def grids(self, kind: str | None = None) -> list[dict]:
+        """All grids, newest first, each with run counts per state."""
+        where, args = ("WHERE kind=?", (kind,)) if kind else ("", ())
+        grids = self._query(f"SELECT * FROM grids {where} ORDER BY id DESC", args)
+        counts = self._query("SELECT grid_id, status, COUNT(*) AS n FROM runs GROUP BY grid_id, status")
+        for g in grids:
+            g["counts"] = {r["status"]: r["n"] for r in counts if r["grid_id"] == g["id"]}
+        return grids
+
+    def set_grid(self, grid_id: int, *, status: str | None = None, pid: int | None = None) -> None:
+        if status is not None:
+            self._write("UPDATE grids SET status=?, finished=? WHERE id=?",
+                        (status, time.time() if status in ("done", "failed", "cancelled") else None,
+                         int(grid_id)))
+        if pid is not None:
+            self._write("UPDATE grids SET pid=? WHERE id=?", (int(pid), int(grid_id)))
+
+    def mark_running(self, grid_id: int, pid: int) -> bool:
+        """Claim a queued grid for worker `pid`; False if it was cancelled or taken meanwhile."""
+        cur = self._write("UPDATE grids SET status='running', pid=? WHERE id=? AND status='queued'",
+                          (int(pid), int(grid_id)))
+        return cur.rowcount == 1
+
+    # --- runs ---
+    def runs(self, grid_id: int) -> list[dict]:
+        return self._query("SELECT * FROM runs WHERE grid_id=? ORDER BY idx", (int(grid_id),))
+
+    def claim_next(self, grid_id: int, pid: int) -> dict | None:
+        """Atomically move the grid's first queued run to 'running' for worker `pid`."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            cur = c.execute("SELECT * FROM runs WHERE grid_id=? AND status='queued' ORDER BY idx "
+                            "LIMIT 1", (int(grid_id),))
+            row = cur.fetchone()
+            run = _row(cur, row) if row else None
+            if run:
+                c.execute("UPDATE runs SET status='running', started=?, worker_pid=? WHERE id=?",
+                          (time.time(), int(pid), run["id"]))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return run
+
+    def end_run(self, run_id: int, status: str, metrics: dict | None = None,
+                error: str | None = None) -> bool:
+        """Record a running run's outcome; False (and no change) if it was no longer running."""
+        if status not in ("done", "failed", "cancelled"):
+            raise ValueError(f"status must be done, failed or cancelled, got {status!r}")
+        cur = self._write("UPDATE runs SET status=?, metrics=?, error=?, finished=? "
+                          "WHERE id=? AND status='running'",
+                          (status, json.dumps(metrics) if metrics is not None else None, error,
+                           time.time(), int(run_id)))
+        return cur.rowcount == 1
+
+    def run_status(self, run_id: int) -> str:
+        return self._conn.execute("SELECT status FROM runs WHERE id=?", (int(run_id),)).fetchone()[0]
+
+    # --- lifecycle ---
+    def cancel_grid(self, grid_id: int) -> None:
+        """Mark the grid and its unfinished runs cancelled (the worker notices and stops)."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("UPDATE runs SET status='cancelled', finished=? WHERE grid_id=? AND "
+                  "status IN ('queued','running')", (time.time(), int(grid_id)))
+        c.execute("UPDATE grids SET status='cancelled', finished=? WHERE id=? AND "
+                  "status IN ('queued','running')", (time.time(), int(grid_id)))
+        c.execute("COMMIT")
+
+    def finalize_grid(self, grid_id: int) -> str:
+        """Once no run is queued or running: 'failed' if any run failed, else 'done'."""
+        g = self.grid(grid_id)
+        counts = {r["status"]: r["n"] for r in self._query(
+            "SELECT status, COUNT(*) AS n FROM runs WHERE grid_id=? GROUP BY status", (int(grid_id),))}
+        if g["status"] == "cancelled" or counts.get("queued") or counts.get("running"):
+            return g["status"]
+        status = "failed" if counts.get("failed") else "done"
+        self.set_grid(grid_id, status=status)
+        return status
+
+    def reap_stale(self) -> int:
+        """Mark runs whose worker process died 'failed', and their grids too; returns how many."""
+        dead = [r for r in self._query("SELECT id, grid_id, worker_pid FROM runs WHERE "
+                                       "status='running'") if not pid_alive(r["worker_pid"])]
+        for r in dead:
+            self.end_run(r["id"], "failed", error=f"worker process {r['worker_pid']} died mid-run")
+        for g in self._query("SELECT id, pid FROM grids WHERE status IN ('queued','running') "
+                             "AND pid IS NOT NULL"):
+            if not pid_alive(g["pid"]):
+                if self.finalize_grid(g["id"]) in ("queued", "running"):
+                    self.set_grid(g["id"], status="failed")  # queued runs left: resumable
+        return len(dead)
+
+    def requeue(self, grid_id: int) -> int:
+        """Put a grid's failed and cancelled runs back in the queue (for resume); returns count."""
+        cur = self._write("UPDATE runs SET status='queued', metrics=NULL, error=NULL, started=NULL, "
+                          "finished=NULL, worker_pid=NULL WHERE grid_id=? AND status IN "
+                          "('failed','cancelled')", (int(grid_id),))
+        self._write("UPDATE grids SET status='queued', finished=NULL WHERE id=?", (int(grid_id),))
+        return cur.rowcount

@@ -1,0 +1,104 @@
+"""Figures of the label-noise lab and the sweeps: measured curves with error bars beside the
+paper's numbers (PFML_SPEC.md section 6). Frames in, Plotly figures out."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from pfml_core import lab_paper
+
+PAPER_STYLE = {"dash": "dot", "width": 2}
+
+
+def _empty(title: str, note: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, annotations=[{"text": note, "showarrow": False,
+                                                  "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}])
+    return fig
+
+
+def noise_figure(agg: pd.DataFrame, metric: str = "R@1", labels: dict | None = None) -> go.Figure:
+    """`metric` (mean +- std over seeds) against the noise rate in %, one line per loss.
+    agg: lab.aggregate(frame, ["loss", "noise"], [metric])."""
+    title = f"{metric} vs label noise (mean ± std over seeds)"
+    col = f"{metric} mean"
+    if agg.empty or col not in agg:
+        return _empty(title, "no finished runs yet")
+    fig = go.Figure()
+    for loss, g in agg.sort_values("noise").groupby("loss", sort=False):
+        fig.add_trace(go.Scatter(
+            x=g["noise"] * 100, y=g[col], name=(labels or {}).get(loss, loss), mode="lines+markers",
+            error_y={"type": "data", "array": g[f"{metric} std"], "visible": True},
+            customdata=g["n"], hovertemplate="%{x:.0f}%: %{y:.3f} (n=%{customdata})"))
+    fig.update_layout(title=title, xaxis_title="training labels flipped (%)", yaxis_title=metric,
+                      legend_title="loss")
+    return fig
+
+
+def paper_noise_figure(losses=None) -> go.Figure:
+    """The paper's R@1 at 20% label noise (ResNet-50, mean of 5 runs) per method."""
+    table = lab_paper.noise_table()
+    if losses:
+        table = table[table["loss"].isin(list(losses))]
+    fig = go.Figure([go.Bar(x=table["loss"], y=table[f"{ds} R@1"], name=ds,
+                            text=table[f"{ds} R@1"], textposition="outside")
+                     for ds in ("CUB", "Cars")])
+    fig.update_layout(title=f"Paper: R@1 (%) at {lab_paper.NOISE_RATE:.0%} label noise",
+                      barmode="group", yaxis_title="R@1 (%)", yaxis_range=[40, 95])
+    return fig
+
+
+def sweep_heatmap(frame: pd.DataFrame, x: str, y: str, metric: str = "R@1") -> go.Figure:
+    """Mean `metric` of finished runs over an x-by-y grid (other axes and seeds averaged)."""
+    title = f"{metric}: {lab_paper.AXIS_LABELS.get(y, y)} by {lab_paper.AXIS_LABELS.get(x, x)}"
+    done = frame[frame["status"] == "done"] if "status" in frame else frame.iloc[0:0]
+    if done.empty or metric not in done or x == y:
+        return _empty(title, "no finished runs yet" if x != y else "pick two different axes")
+    table = done.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
+    fig = go.Figure(go.Heatmap(z=table.values, x=[str(v) for v in table.columns],
+                               y=[str(v) for v in table.index], colorscale="Viridis",
+                               colorbar_title=metric, texttemplate="%{z:.3f}",
+                               hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{metric}=%{{z:.3f}}"))
+    fig.update_layout(title=title, xaxis_title=lab_paper.AXIS_LABELS.get(x, x),
+                      yaxis_title=lab_paper.AXIS_LABELS.get(y, y))
+    return fig
+
+
+def sweep_line(frame: pd.DataFrame, axis: str, metric: str = "R@1", paper: bool = True) -> go.Figure:
+    """Measured mean +- std of `metric` along one axis (others averaged) on the left axis; the
+    paper's ablation curve (R@1 %, Cars and CUB) on the right axis where one exists."""
+    label = lab_paper.AXIS_LABELS.get(axis, axis)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    done = frame[frame["status"] == "done"] if "status" in frame else frame.iloc[0:0]
+    if not done.empty and metric in done and axis in done:
+        g = done.groupby(axis)[metric]
+        m, s = g.mean(), g.std(ddof=1).fillna(0.0)
+        fig.add_trace(go.Scatter(x=m.index, y=m.values, name=f"measured {metric}", mode="lines+markers",
+                                 error_y={"type": "data", "array": s.values, "visible": True}),
+                      secondary_y=False)
+    ref = lab_paper.ablation(axis) if paper else None
+    if ref is not None:
+        for ds in ("Cars", "CUB"):
+            fig.add_trace(go.Scatter(x=ref["x"], y=ref[ds], name=f"paper {ds} R@1 (%)",
+                                     mode="lines+markers", line=PAPER_STYLE), secondary_y=True)
+    fig.update_layout(title=f"{metric} vs {label}" + (" — paper beside it" if ref is not None else ""))
+    fig.update_xaxes(title_text=label)
+    fig.update_yaxes(title_text=f"measured {metric}", secondary_y=False)
+    fig.update_yaxes(title_text="paper R@1 (%)", secondary_y=True, showgrid=False)
+    return fig
+
+
+def sweep_scatter(frame: pd.DataFrame, x: str, y: str, metric: str = "R@1") -> go.Figure:
+    """Random search: one marker per finished run at (x, y), coloured by `metric`."""
+    title = f"{metric} per run (random search)"
+    done = frame[frame["status"] == "done"] if "status" in frame else frame.iloc[0:0]
+    if done.empty or metric not in done:
+        return _empty(title, "no finished runs yet")
+    fig = go.Figure(go.Scatter(x=done[x], y=done[y], mode="markers",
+                               marker={"color": done[metric], "colorscale": "Viridis", "size": 12,
+                                       "colorbar": {"title": metric}, "showscale": True},
+                               text=done[metric].round(3), hovertemplate="%{x}, %{y}: %{text}"))
+    fig.update_layout(title=title, xaxis_title=lab_paper.AXIS_LABELS.get(x, x),
+                      yaxis_title=lab_paper.AXIS_LABELS.get(y, y))
+    return fig

@@ -1,0 +1,157 @@
+"""Background workers for lab grids: `python -m pfml_core.worker GRID_ID` claims the grid's
+queued runs one at a time, trains each, writes its result to the store as soon as it ends,
+and stops when the grid is cancelled. A run that raises is marked failed and the worker goes
+on; a worker that is killed leaves its run 'running' until Store.reap_stale() sees it dead."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from pfml_core.lab_measure import run_metrics
+from pfml_core.store import Store, pid_alive, runs_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_run(config: dict, should_stop):
+    """The default train function: the training engine on a TrainConfig dict."""
+    from pfml_core.train import TrainConfig, train
+
+    return train(TrainConfig.from_dict(config), should_stop=should_stop)
+
+
+def load_train_fn(ref: str | None):
+    """'package.module:function' -> that function (tests inject fakes); None -> train_run."""
+    if not ref:
+        return train_run
+    module, _, name = ref.partition(":")
+    if not module or not name:
+        raise ValueError(f"train_fn must look like 'package.module:function', got {ref!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+class StopPoll:
+    """should_stop() for the engine: True once the run is no longer 'running' in the store
+    (cancelled). Reads the store at most every `every` seconds."""
+
+    def __init__(self, store: Store, run_id: int, every: float = 0.5):
+        self.store, self.run_id, self.every = store, run_id, every
+        self._last, self.stopped = 0.0, False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self.stopped and now - self._last >= self.every:
+            self._last = now
+            self.stopped = self.store.run_status(self.run_id) != "running"
+        return self.stopped
+
+
+def run_one(store: Store, run: dict, train_fn) -> str:
+    """Train one claimed run and record its outcome; returns the status written."""
+    stop = StopPoll(store, run["id"])
+    t0 = time.perf_counter()
+    try:
+        result = train_fn(run["config"], should_stop=stop)
+        if stop.stopped:
+            return "cancelled"
+        store.end_run(run["id"], "done", metrics=run_metrics(result, time.perf_counter() - t0))
+        return "done"
+    except KeyboardInterrupt:
+        store.end_run(run["id"], "cancelled", error="interrupted (Ctrl-C)")
+        raise
+    except Exception as exc:  # noqa: BLE001  (any failure of one run is that run's result)
+        tb = "".join(traceback.format_exception(exc))[-4000:]
+        store.end_run(run["id"], "failed", error=f"{type(exc).__name__}: {exc}\n{tb}")
+        return "failed"
+
+
+def run_grid(grid_id: int, store: Store | None = None, train_fn=None, on_run=None) -> str:
+    """Work through a grid in this process (the CLI's foreground mode and the worker's body);
+    returns the grid's final status. on_run(run, status) is called after each run."""
+    store = store or Store()
+    train_fn = train_fn or train_run
+    pid = os.getpid()
+    if not store.mark_running(grid_id, pid):
+        return store.grid(grid_id)["status"]
+    try:
+        while store.grid(grid_id)["status"] != "cancelled":
+            run = store.claim_next(grid_id, pid)
+            if run is None:
+                break
+            status = run_one(store, run, train_fn)
+            if on_run:
+                on_run(run, status)
+    except KeyboardInterrupt:
+        store.cancel_grid(grid_id)
+        raise
+    return store.finalize_grid(grid_id)
+
+
+def start(grid_id: int, store: Store | None = None, train_fn: str | None = None) -> int:
+    """Start a detached worker process (its own session, so it outlives the page or CLI that
+    started it and can be stopped as a group); returns its pid."""
+    store = store or Store()
+    log_dir = runs_dir() / "lab_logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pfml_core.worker", str(grid_id), "--store", str(store.path)]
+    if train_fn:
+        cmd += ["--train-fn", train_fn]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p))
+    with open(log_dir / f"grid_{grid_id}.log", "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    store.set_grid(grid_id, pid=proc.pid)
+    return proc.pid
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"pfml_core.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid_alive(pid) and os.getpgid(pid) == pid
+
+
+def cancel(grid_id: int, store: Store | None = None) -> None:
+    """Mark the grid cancelled, then terminate its worker's process group (if a worker runs it;
+    a foreground CLI run notices the cancellation between batches instead)."""
+    store = store or Store()
+    pid = store.grid(grid_id)["pid"]
+    store.cancel_grid(grid_id)
+    if pid and pid_alive(pid) and _is_worker(pid):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def resume(grid_id: int, store: Store | None = None, train_fn: str | None = None) -> int:
+    """Requeue a stopped grid's failed/cancelled runs and start a fresh worker on it."""
+    store = store or Store()
+    g = store.grid(grid_id)
+    if g["status"] in ("queued", "running") and pid_alive(g["pid"]):
+        raise ValueError(f"grid {grid_id} is still {g['status']} (worker pid {g['pid']})")
+    store.requeue(grid_id)
+    return start(grid_id, store, train_fn)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pfml_core.worker", description=__doc__)
+    ap.add_argument("grid_id", type=int)
+    ap.add_argument("--store", default=None, help="SQLite store (default: runs_dir()/lab.sqlite)")
+    ap.add_argument("--train-fn", default=None, help="package.module:function (tests)")
+    args = ap.parse_args(argv)
+    status = run_grid(args.grid_id, Store(args.store), load_train_fn(args.train_fn))
+    print(f"grid {args.grid_id}: {status}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

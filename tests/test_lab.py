@@ -1,0 +1,159 @@
+"""pfml_core.lab / lab_measure / lab_paper / viz.lab: grid expansion, aggregation against
+numpy by hand, flip distances against a hand-placed example, the paper's numbers, figures."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pfml_core import lab, lab_measure, lab_paper
+from pfml_core.viz import lab as viz
+from tests.lab_helpers import arr, traces
+
+TINY = {"epochs": 1, "max_batches_per_epoch": 2}
+
+
+def test_noise_grid_is_the_full_product():
+    spec, runs = lab.noise_grid("digits", ["pfml", "triplet"], [0, 0.2, 0.4], [0, 1], base=TINY,
+                                loss_params={"pfml": {"alpha": 2.0}})
+    params = [(p["loss"], p["noise"], p["seed"]) for p, _ in runs]
+    assert params == list(itertools.product(["pfml", "triplet"], [0.0, 0.2, 0.4], [0, 1]))
+    for p, cfg in runs:
+        assert (cfg["loss"], cfg["noise"], cfg["seed"], cfg["data"]) == (p["loss"], p["noise"], p["seed"], "digits")
+        assert cfg["epochs"] == 1 and cfg["max_batches_per_epoch"] == 2
+        assert cfg["loss_params"] == ({"alpha": 2.0} if p["loss"] == "pfml" else {})
+    assert json.loads(json.dumps(spec))["noise_rates"] == [0.0, 0.2, 0.4]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"losses": ["nope"]}, "losses"), ({"noise_rates": [1.2]}, "noise_rates"),
+    ({"seeds": []}, "seeds"), ({"seeds": [-1]}, "seeds"), ({"losses": []}, "losses"),
+    ({"seeds": list(range(600))}, "at most")])
+def test_noise_grid_refuses_bad_input(kwargs, match):
+    args = {"losses": ["pfml"], "noise_rates": [0.0], "seeds": [0], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        lab.noise_grid("digits", args["losses"], args["noise_rates"], args["seeds"], base=TINY)
+
+
+def test_missing_data_path_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="data must be one of"):
+        lab.noise_grid(str(tmp_path / "nope.npz"), ["pfml"], [0], [0])
+    with pytest.raises(ValueError, match="data must be one of"):
+        lab.sweep_grid("cifar", [3], [0.2])
+
+
+def test_bad_base_config_is_refused():
+    with pytest.raises(ValueError, match="epochs"):
+        lab.noise_grid("digits", ["pfml"], [0], [0], base={"epochs": 0})
+
+
+def test_sweep_grid_sets_delta_rep_from_the_gap():
+    spec, runs = lab.sweep_grid("digits", [1, 3], [0.1, 0.2], [0.0, 0.05], [0, 5], seeds=[0], base=TINY)
+    assert len(runs) == 16 and spec["mode"] == "grid"
+    for p, cfg in runs:
+        lp = cfg["loss_params"]
+        assert cfg["loss"] == "pfml"
+        assert (lp["alpha"], lp["delta"], lp["proxies_per_class"]) == (p["alpha"], p["delta"], p["proxies_per_class"])
+        assert lp["delta_rep"] == pytest.approx(p["delta"] + p["delta_gap"])
+
+
+def test_random_sweep_draws_within_ranges_reproducibly():
+    args = ("digits", [1, 5], [0.1, 0.3], [0, 0.1], [2, 8])
+    _, a = lab.sweep_grid(*args, mode="random", n_trials=20, base=TINY, rng_seed=3)
+    _, b = lab.sweep_grid(*args, mode="random", n_trials=20, base=TINY, rng_seed=3)
+    assert [p for p, _ in a] == [p for p, _ in b] and len(a) == 20
+    ps = pd.DataFrame([p for p, _ in a])
+    assert ps["alpha"].between(1, 5).all() and ps["delta"].between(0.1, 0.3).all()
+    assert ps["proxies_per_class"].isin(range(2, 9)).all() and ps["alpha"].nunique() > 10
+    with pytest.raises(ValueError, match="mode"):
+        lab.sweep_grid(*args, mode="bayes")
+    with pytest.raises(ValueError, match="alpha"):
+        lab.sweep_grid("digits", [0], [0.2])
+
+
+def _runs():
+    rows, rng = [], np.random.default_rng(0)
+    for i, (loss, noise, seed) in enumerate(itertools.product(["pfml", "proxy_anchor"], [0.0, 0.2], [0, 1, 2])):
+        rows.append({"id": i, "status": "done", "params": {"loss": loss, "noise": noise, "seed": seed},
+                     "metrics": {"R@1": float(rng.uniform()), "R@2": float(rng.uniform()), "curve": [1.0]}})
+    rows.append({"id": 99, "status": "failed", "params": {"loss": "pfml", "noise": 0.0, "seed": 3},
+                 "metrics": None, "error": "x"})
+    return rows
+
+
+def test_aggregate_matches_numpy_by_hand():
+    runs = _runs()
+    agg = lab.aggregate(lab.runs_frame(runs), ["loss", "noise"])
+    assert len(agg) == 4 and (agg["n"] == 3).all()  # the failed run is left out
+    for _, row in agg.iterrows():
+        vals = [r["metrics"]["R@1"] for r in runs if r["status"] == "done"
+                and r["params"]["loss"] == row["loss"] and r["params"]["noise"] == row["noise"]]
+        assert row["R@1 mean"] == pytest.approx(sum(vals) / 3)
+        assert row["R@1 std"] == pytest.approx(np.sqrt(sum((v - sum(vals) / 3) ** 2 for v in vals) / 2))
+    g = lab.gain(agg)
+    pf = agg.set_index(["loss", "noise"])["R@1 mean"]
+    assert g.set_index("noise")["gain"][0.2] == pytest.approx(pf["pfml", 0.2] - pf["proxy_anchor", 0.2])
+    assert "curve" not in lab.runs_frame(runs)  # lists are not table columns
+
+
+def test_aggregate_of_nothing_is_empty():
+    assert lab.aggregate(lab.runs_frame([]), ["loss"]).empty
+    assert lab.gain(lab.aggregate(lab.runs_frame([]), ["loss", "noise"])).empty
+
+
+def test_flip_distances_on_hand_placed_points():
+    # class 0 clean at +x, class 1 clean at +y; sample 4 truly class 0 (at +x) labelled 1;
+    # sample 5 truly class 1 but sits halfway between the classes, labelled 0.
+    emb = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [2, 0], [1, 1]], dtype=float)
+    true = np.array([0, 0, 1, 1, 0, 1])
+    noisy = np.array([0, 0, 1, 1, 1, 0])
+    flipped = noisy != true
+    m = lab_measure.flip_distances(emb, noisy, true, flipped)
+    s = np.sqrt(0.5)
+    d45 = np.hypot(1 - s, s)  # from (s, s) to (1, 0) or (0, 1)
+    assert m["flip_d_labelled"] == pytest.approx((np.sqrt(2) + d45) / 2)
+    assert m["flip_d_true"] == pytest.approx((0 + d45) / 2)
+    assert m["flip_closer_true"] == pytest.approx(0.5)  # sample 5 is a tie: not closer
+    assert m["clean_d_own"] == pytest.approx(0.0) and m["n_flipped"] == 2
+    with pytest.raises(ValueError, match="matching lengths"):
+        lab_measure.flip_distances(emb, noisy[:3], true, flipped)
+
+
+def test_paper_numbers_match_the_claims():
+    assert lab_paper.noise_gain() == {"CUB": 6.0, "Cars": 7.6}  # the issue's +6.0 / +7.6
+    t = lab_paper.noise_table().set_index("loss")
+    assert t.loc["pfml", "Cars R@2"] == 88.6 and t.loc["triplet", "CUB R@1"] == 55.1
+    a = lab_paper.ablation("alpha")
+    assert a.loc[a["Cars"].idxmax(), "x"] == 3 and lab_paper.ablation("seed") is None
+
+
+def _fig(fig) -> dict:
+    """The figure as the browser receives it: {trace name: trace}."""
+    return traces(fig.to_json())
+
+
+def test_noise_figure_plots_the_aggregate():
+    agg = lab.aggregate(lab.runs_frame(_runs()), ["loss", "noise"])
+    tr = _fig(viz.noise_figure(agg, "R@1"))["pfml"]
+    pf = agg[agg["loss"] == "pfml"]
+    assert list(arr(tr["x"])) == [0, 20] and np.allclose(arr(tr["y"]), pf["R@1 mean"])
+    assert np.allclose(arr(tr["error_y"]["array"]), pf["R@1 std"])
+    assert "no finished runs" in viz.noise_figure(agg.iloc[0:0], "R@1").layout.annotations[0].text
+    bars = _fig(viz.paper_noise_figure(["pfml", "proxy_anchor"]))
+    assert list(arr(bars["Cars"]["x"])) == ["proxy_anchor", "pfml"]
+    assert list(arr(bars["Cars"]["y"])) == [76.9, 84.5]
+
+
+def test_sweep_figures_show_measured_and_paper():
+    frame = pd.DataFrame({"status": ["done"] * 4 + ["failed"], "alpha": [1, 1, 3, 3, 3],
+                          "delta": [0.1, 0.2, 0.1, 0.2, 0.2], "R@1": [0.5, 0.6, 0.7, 0.9, np.nan]})
+    heat = _fig(viz.sweep_heatmap(frame, "alpha", "delta"))[None]
+    assert np.allclose(arr(heat["z"]), [[0.5, 0.7], [0.6, 0.9]])
+    line = _fig(viz.sweep_line(frame, "alpha"))
+    measured = line["measured R@1"]
+    assert list(arr(measured["x"])) == [1, 3] and np.allclose(arr(measured["y"]), [0.55, 0.8])
+    assert list(arr(line["paper Cars R@1 (%)"]["y"])) == lab_paper.ABLATIONS["alpha"][1]
+    assert _fig(viz.sweep_line(frame, "seed")) == {}  # no such axis, no paper curve

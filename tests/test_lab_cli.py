@@ -1,0 +1,74 @@
+"""`python -m pfml_core noise-lab | sweep | lab-export`: foreground grids write the same store
+the app reads, CSV export matches the store, bad input is a message and exit code 2."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pfml_core import cli
+from pfml_core.store import Store
+from tests.lab_helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "digits", "--epochs", "1", "--max-batches", "2", "--eval-subset", "200",
+        "--device", "cpu"]
+
+
+def test_noise_lab_subprocess_writes_store_and_csv(tmp_path):
+    out = tmp_path / "out.csv"
+    env = dict(os.environ, PFML_RUNS_DIR=str(tmp_path / "runs"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pfml_core", "noise-lab", *TINY, "--losses", "pfml,proxy_anchor",
+         "--noise", "0,0.2", "--seeds", "0", "--export", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    store = Store(tmp_path / "runs" / "lab.sqlite")
+    (grid,) = store.grids()
+    runs = store.runs(grid["id"])
+    assert grid["kind"] == "noise" and grid["status"] == "done"
+    assert [(r["params"]["loss"], r["params"]["noise"]) for r in runs] == [
+        ("pfml", 0.0), ("pfml", 0.2), ("proxy_anchor", 0.0), ("proxy_anchor", 0.2)]
+    csv = pd.read_csv(out)
+    assert list(csv["R@1"]) == pytest.approx([r["metrics"]["R@1"] for r in runs])
+    assert "R@1 mean" in proc.stdout and f"grid {grid['id']}: done" in proc.stdout
+
+
+def test_sweep_foreground_and_export(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
+    rc = cli.main(["sweep", *TINY, "--alpha", "1,3", "--delta", "0.2", "--delta-gap", "0,0.05",
+                   "--proxies", "2"])
+    assert rc == 0
+    (grid,) = Store().grids("sweep")
+    runs = Store().runs(grid["id"])
+    assert [(r["params"]["alpha"], r["params"]["delta_gap"]) for r in runs] == [
+        (1.0, 0.0), (1.0, 0.05), (3.0, 0.0), (3.0, 0.05)]
+    assert runs[1]["config"]["loss_params"]["delta_rep"] == pytest.approx(0.25)
+    assert all(r["status"] == "done" for r in runs)
+    assert cli.main(["lab-export", str(grid["id"]), str(tmp_path / "s.csv")]) == 0
+    assert list(pd.read_csv(tmp_path / "s.csv")["alpha"]) == [1.0, 1.0, 3.0, 3.0]
+
+
+def test_background_mode_returns_and_worker_finishes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
+    assert cli.main(["noise-lab", *TINY, "--losses", "contrastive", "--noise", "0.1",
+                     "--background"]) == 0
+    assert "worker pid" in capsys.readouterr().out
+    (grid,) = Store().grids()
+    wait_for(lambda: Store().grid(grid["id"])["status"] == "done", 120, "background grid")
+    assert Store().runs(grid["id"])[0]["metrics"]["R@1"] > 0
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["noise-lab", "--losses", "nope", "--data", "digits"], "losses"),
+    (["sweep", "--alpha", "-1", "--data", "digits"], "alpha"),
+])
+def test_bad_input_is_a_message(tmp_path, monkeypatch, capsys, argv, match):
+    monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
+    assert cli.main(argv) == 2
+    assert match in capsys.readouterr().err
+    assert Store().grids() == []  # nothing half-created
