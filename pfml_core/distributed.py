@@ -1,0 +1,172 @@
+"""torch.distributed for PFML: one process per GPU (torchrun), the energy computed over
+the embeddings of ALL ranks, proxies identical on every rank.
+
+Why one step equals single-process training on the concatenated batch:
+every rank gathers X = [X_0; ...; X_{W-1}] and computes the SAME full loss L(X, P).
+`gather_with_grad`'s backward sums dL/dX over the W ranks (all-reduce) and keeps the
+local rows, so rank r receives W * dL/dX_r. Its backbone gradient is therefore
+W * sum_{i in r} dL/dx_i dx_i/dtheta; DDP averages over ranks (divides by W), leaving
+sum over ALL i of dL/dx_i dx_i/dtheta: exactly the single-process gradient (unequal
+per-rank batches included). Proxies live in the loss module, outside DDP: every rank
+computes dL/dP on the same gathered set, and `GatheredLoss` still averages it over
+ranks, because an all-reduce hands every rank bitwise the same tensor. Equal start
+values (`sync_module`) + equal gradients + the same optimizer = identical proxies.
+BatchNorm statistics stay per rank: freeze BN or pass sync_bn=True to `wrap_model`.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+Tensor = torch.Tensor
+
+
+def init_from_env(backend: str | None = None, timeout_s: float = 1800.0) -> bool:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*);
+    nccl when CUDA is available, else gloo. Returns False (and does nothing) when the
+    process was not launched by torchrun."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return False
+    if dist.is_initialized():
+        return True
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    return True
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def local_device() -> torch.device:
+    """cuda:LOCAL_RANK when CUDA is available, else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _gather_padded(x: Tensor) -> tuple[Tensor, list[int]]:
+    """All ranks' x concatenated along dim 0 (sizes may differ), and the per-rank sizes."""
+    n = torch.tensor([x.shape[0]], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(world_size())]
+    dist.all_gather(sizes, n)
+    sizes = [int(s) for s in sizes]
+    padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
+    padded[: x.shape[0]] = x
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([p[:s] for p, s in zip(parts, sizes)]), sizes  # (sum sizes, ...)
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        gathered, sizes = _gather_padded(x.detach())
+        ctx.offset, ctx.n = sum(sizes[: rank()]), x.shape[0]
+        return gathered
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # sum over ranks: W * dL/dX when every rank has the same L
+        return grad[ctx.offset: ctx.offset + ctx.n]
+
+
+def gather_with_grad(x: Tensor) -> Tensor:
+    """(n_r, ...) on each rank -> (sum_r n_r, ...) in rank order, differentiable: the
+    gradient of the local rows is the SUM over ranks (see the module docstring)."""
+    return _GatherWithGrad.apply(x) if is_distributed() else x
+
+
+def gather(x: Tensor) -> Tensor:
+    """All ranks' x concatenated in rank order, without gradients (labels, eval embeddings)."""
+    return _gather_padded(x.detach())[0] if is_distributed() else x
+
+
+def sync_module(module: torch.nn.Module, src: int = 0) -> torch.nn.Module:
+    """Broadcast parameters and buffers from rank src (e.g. the loss's proxies at start)."""
+    if is_distributed():
+        with torch.no_grad():
+            for t in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(t.data, src)
+    return module
+
+
+sync_proxies = sync_module  # the name the issue uses: proxies are the loss's parameters
+
+
+def max_divergence(module: torch.nn.Module) -> float:
+    """Largest |p - p on rank 0| over the module's parameters and all ranks (0.0 = in sync)."""
+    params = [p.detach() for p in module.parameters() if p.numel()]
+    if not params or not is_distributed():
+        return 0.0
+    worst = torch.zeros((), dtype=torch.float64, device=params[0].device)
+    for p in params:
+        ref = p.clone()
+        dist.broadcast(ref, 0)
+        worst = torch.maximum(worst, (p - ref).abs().max().double())
+    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+    return float(worst)
+
+
+class GatheredLoss(torch.nn.Module):
+    """loss(embeddings, labels) on the embeddings and labels of ALL ranks (rank order),
+    with gradients flowing back to each rank's own rows; the wrapped loss's parameters
+    (proxies) get their gradient averaged over ranks on a group of their own, so they
+    stay identical. Half-precision embeddings (AMP) are cast to float32 and the loss runs
+    with autocast off. Outside torch.distributed it is otherwise the wrapped loss."""
+
+    def __init__(self, loss_module: torch.nn.Module):
+        super().__init__()
+        self.loss = loss_module
+        self._group = dist.new_group() if is_distributed() else None
+        for p in loss_module.parameters():
+            p.register_hook(self._average)
+
+    def _average(self, grad: Tensor) -> Tensor:
+        if self._group is None:
+            return grad
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, group=self._group)
+        return grad.div_(dist.get_world_size(self._group))
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        if embeddings.dtype in (torch.float16, torch.bfloat16):
+            embeddings = embeddings.float()  # 1/d^alpha overflows half precision
+        with torch.autocast(embeddings.device.type, enabled=False):  # energy in float32+
+            return self.loss(gather_with_grad(embeddings), gather(labels))  # (sum B_r, D)
+
+
+def wrap_model(model: torch.nn.Module, device, sync_bn: bool = False,
+               find_unused_parameters: bool = False) -> torch.nn.Module:
+    """Model on device, wrapped in DistributedDataParallel when a group is running
+    (DDP broadcasts rank 0's weights); the plain model otherwise. sync_bn converts
+    BatchNorm to SyncBatchNorm (exact full-batch statistics, costs a sync per layer)."""
+    device = torch.device(device)
+    model = model.to(device)
+    if not is_distributed():
+        return model
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=find_unused_parameters)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DDP (for checkpoints: state dict keys without 'module.')."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model

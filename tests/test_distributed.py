@@ -1,0 +1,185 @@
+"""pfml_core/distributed.py: a 2-process gloo run equals single-process training on the
+concatenated batch (loss, backbone and proxy gradients, a 3-step Adam trajectory), and
+proxies stay identical across ranks. Everything in float64 so the tolerance is tight.
+
+Why the gradients match (the scaling the test proves): each rank computes the full loss
+on the gathered batch; gather_with_grad's backward sums over ranks (W x the local rows'
+gradient) and DDP divides by W."""
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from pfml_core import distributed
+from pfml_core.dist_sampler import DistributedClassBalancedSampler
+from pfml_core.loss import PotentialFieldLoss
+
+IN, EMB, CLASSES, M = 16, 24, 4, 2  # EMB > 16: the production Gram-kernel path
+SPLITS = [(6, 6), (5, 7), (6, 6), (7, 5)]  # rows of rank 0 / rank 1 per step (unequal too)
+STEPS = 3  # Adam steps after the gradient check
+
+
+def _batches():
+    g = torch.Generator().manual_seed(7)
+    return [(torch.randn(sum(s), IN, generator=g, dtype=torch.float64),
+             torch.randint(0, CLASSES, (sum(s),), generator=g)) for s in SPLITS]
+
+
+def _make():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(IN, EMB).double()
+    loss = PotentialFieldLoss(CLASSES, EMB, proxies_per_class=M).double()
+    return model, loss
+
+
+def _run(model, loss_fn, pfml_loss, rows_of_step):
+    """Step 0: loss and gradients; steps 1..STEPS: Adam, recording proxies after each.
+    loss_fn is pfml_loss itself (single process) or GatheredLoss(pfml_loss)."""
+    groups = pfml_loss.parameter_groups(model.parameters(), 1e-3)  # proxies at 100x lr
+    opt = torch.optim.Adam(groups, weight_decay=1e-4)
+    out = {"proxies": []}
+    for step, (x, y) in enumerate(_batches()):
+        rows = rows_of_step(step)
+        opt.zero_grad()
+        loss = loss_fn(model(x[rows]), y[rows])
+        loss.backward()
+        if step == 0:
+            out["loss"] = loss.detach().clone()
+            out["grads"] = [p.grad.clone() for p in model.parameters()]
+            out["proxy_grad"] = pfml_loss.proxies.grad.clone()
+        opt.step()
+        if step > 0:
+            out["proxies"].append(pfml_loss.proxies.detach().clone())
+    return out
+
+
+def _worker(rank, world, port, out_dir):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+    torch.set_num_threads(1)
+    assert distributed.init_from_env(backend="gloo", timeout_s=60)
+    try:
+        model, loss = _make()
+        if rank == 1:  # different starting values on purpose: sync must fix them
+            torch.nn.init.normal_(loss.proxies)
+            torch.nn.init.normal_(model.weight)
+        distributed.sync_proxies(loss)
+        ddp = distributed.wrap_model(model, "cpu")
+        gathered = distributed.GatheredLoss(loss)
+
+        def rows_of_step(step):
+            a = SPLITS[step][0]
+            return slice(0, a) if rank == 0 else slice(a, sum(SPLITS[step]))
+
+        out = _run(ddp, gathered, loss, rows_of_step)
+        out["divergence"] = distributed.max_divergence(loss)
+        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(2, _free_port(), str(out_dir)), nprocs=2, join=True)
+    return [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def single():
+    model, loss = _make()
+    return _run(model, loss, loss, lambda step: slice(None))
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_loss_and_gradients_equal_single_process(two_ranks, single):
+    for out in two_ranks:
+        torch.testing.assert_close(out["loss"], single["loss"], rtol=1e-12, atol=1e-12)
+        for g, ref in zip(out["grads"], single["grads"]):
+            torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(out["proxy_grad"], single["proxy_grad"], rtol=1e-10, atol=1e-12)
+    # the scaling is not trivially right: W ranks without the all-reduce would give 1/W
+    assert not torch.allclose(single["grads"][0] / 2, single["grads"][0])
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_proxies_identical_across_ranks_and_follow_single_process(two_ranks, single):
+    r0, r1 = two_ranks
+    assert r0["divergence"] == r1["divergence"] == 0.0
+    for p0, p1, ref in zip(r0["proxies"], r1["proxies"], single["proxies"]):
+        assert torch.equal(p0, p1)  # bitwise: same start, same averaged gradient
+        torch.testing.assert_close(p0, ref, rtol=1e-9, atol=1e-11)
+    assert len(r0["proxies"]) == STEPS
+    assert not torch.allclose(r0["proxies"][0], r0["proxies"][-1])  # they did move
+
+
+def test_single_process_helpers_are_identity():
+    x = torch.randn(3, 4, requires_grad=True)
+    assert distributed.gather_with_grad(x) is x and distributed.gather(x) is x
+    assert (distributed.rank(), distributed.world_size()) == (0, 1)
+    assert not distributed.is_distributed()
+    loss = PotentialFieldLoss(3, 4, proxies_per_class=1)
+    assert distributed.wrap_model(loss, "cpu") is loss and distributed.max_divergence(loss) == 0.0
+    y = torch.tensor([0, 1, 2])
+    torch.testing.assert_close(distributed.GatheredLoss(loss)(x, y), loss(x, y))
+
+
+def test_gathered_loss_runs_in_float32_under_autocast():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(16, 24)
+    loss = PotentialFieldLoss(3, 24, proxies_per_class=2)
+    x, y = torch.randn(6, 16), torch.tensor([0, 0, 1, 1, 2, 2])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        emb = model(x)
+        got = distributed.GatheredLoss(loss)(emb, y)
+    assert emb.dtype == torch.bfloat16 and got.dtype == torch.float32
+    torch.testing.assert_close(got, loss(emb.float(), y))
+
+
+def test_init_from_env_is_noop_without_torchrun(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    assert distributed.init_from_env() is False and not distributed.is_distributed()
+
+
+def test_sampler_rank_shards_concatenate_to_the_global_batch():
+    labels = np.repeat(np.arange(10), 5)
+    kw = dict(classes_per_batch=4, samples_per_class=3, seed=5)
+    full = DistributedClassBalancedSampler(labels, **kw, rank=0, world_size=1)
+    shards = [DistributedClassBalancedSampler(labels, **kw, rank=r, world_size=w)
+              for w in (2, 3) for r in range(w)]
+    for s in [full] + shards:
+        s.set_epoch(2)
+    batches = list(full)
+    assert len(batches) == len(labels) // 12
+    for b in batches:
+        assert sorted(np.bincount(labels[b], minlength=10)[np.unique(labels[b])]) == [3] * 4
+    for w, group in ((2, shards[:2]), (3, shards[2:])):
+        per_rank = [list(s) for s in group]
+        for i, b in enumerate(batches):
+            assert sum((r[i] for r in per_rank), []) == b
+
+
+def test_sampler_epochs_differ_and_guards():
+    labels = np.repeat(np.arange(6), 4)
+    s = DistributedClassBalancedSampler(labels, 2, 2, rank=0, world_size=1)
+    first = list(s)
+    s.set_epoch(1)
+    assert list(s) != first
+    with pytest.raises(ValueError, match="divisible by world_size=4"):
+        DistributedClassBalancedSampler(labels, 3, 2, rank=0, world_size=4)
+    with pytest.raises(ValueError, match="classes_per_batch"):
+        DistributedClassBalancedSampler(labels, 7, 2, rank=0, world_size=1)
+    with pytest.raises(ValueError, match="rank"):
+        DistributedClassBalancedSampler(labels, 2, 2, rank=2, world_size=2)
