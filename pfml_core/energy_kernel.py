@@ -29,25 +29,28 @@ def _pair_terms(x: Tensor, labels: Tensor, alpha, delta, delta_rep, eps):
     sq_same = sq[ii, jj].clamp(min=eps2)
     moving = (sq > eps2) & (sq < rep2)  # repulsion acts: eps < d < delta_rep
     sq.clamp_(min=eps2, max=rep2)  # squared repulsion distance min(d, delta_rep)^2
-    p = _inv_pow(sq, alpha / 2)  # (n, n): psi_rep = min(d, delta_rep)^-alpha
+    p = inv_pow(sq, alpha / 2)  # (n, n): psi_rep = min(d, delta_rep)^-alpha
     p.diagonal().zero_()
     energy = p.sum()
     k = torch.div(p, sq, out=sq).mul_(moving)  # psi'/d / (-alpha), repulsive pairs
     del p, moving
     # same-class pairs: replace repulsion by attraction -max(d, delta)^-alpha
-    rep_same = _inv_pow(sq_same.clamp(max=rep2), alpha / 2)
+    rep_same = inv_pow(sq_same.clamp(max=rep2), alpha / 2)
     att_c2 = sq_same.clamp(min=att2)
-    att = _inv_pow(att_c2, alpha / 2)
+    att = inv_pow(att_c2, alpha / 2)
     energy = energy - rep_same.sum() - att.sum()
     k[ii, jj] = -(att / att_c2) * (sq_same > att2)
     return energy, k
 
 
-def _inv_pow(t: Tensor, e: float) -> Tensor:
-    """t^-e, with a cheap multiply path for the half-integer exponents of integer alpha."""
+def inv_pow(t: Tensor, e: float, reuse: bool = False) -> Tensor:
+    """t^-e, with a cheap multiply path for the half-integer exponents of integer alpha.
+    reuse=True overwrites t where autograd does not need it (saves an n^2 buffer)."""
+    reuse = reuse and not t.requires_grad
     if e == 1.5:  # alpha = 3, the paper's best
-        return t.rsqrt().pow_(3)
-    return t.pow(-e)
+        r = t.rsqrt_() if reuse else t.rsqrt()
+        return r.pow(3) if r.requires_grad else r.pow_(3)
+    return t.pow_(-e) if reuse else t.pow(-e)
 
 
 class _GramEnergy(torch.autograd.Function):
@@ -68,7 +71,10 @@ class _GramEnergy(torch.autograd.Function):
 
 def gram_energy(x: Tensor, labels: Tensor, alpha: float, delta: float,
                 delta_rep: float, eps: float) -> Tensor:
-    """Sum over ordered pairs i != j of PFML psi(|x_i - x_j|); inputs already validated."""
+    """Sum over ordered pairs i != j of PFML psi(|x_i - x_j|); inputs already validated.
+    Half precision is computed in float32 (1/d^alpha overflows float16); the gradient
+    flows back in the input dtype."""
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
     if not x.requires_grad:
         with torch.no_grad():
             return _pair_terms(x, labels, alpha, delta, delta_rep, eps)[0]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pfml_core import guards
-from pfml_core.energy_kernel import gram_energy
+from pfml_core.energy_kernel import gram_energy, inv_pow
 from pfml_core.potentials import Potential, get_potential
 
 Tensor = torch.Tensor
@@ -53,27 +53,46 @@ def repulsion(d: Tensor, *, alpha: float, delta: float, eps: float = EPS) -> Ten
     return pot.repulsion(d.clamp(min=eps), alpha, delta, eps)
 
 
+def _sq_distance(x: Tensor, y: Tensor) -> Tensor:
+    """Squared distances (..., P, S). For small D, exact per-coordinate differences (no
+    cancellation on the 2-D plane) in one (..., D, P, S) buffer, contiguous per coordinate,
+    summed in place: no strided (P, S, D) reduction, no further (P, S) allocation."""
+    dim = x.shape[-1]
+    if not 0 < dim <= 16:
+        return (x.pow(2).sum(-1, keepdim=True) + y.pow(2).sum(-1).unsqueeze(-2)
+                - 2 * x @ y.transpose(-1, -2))
+    diff = x.mT.contiguous().unsqueeze(-1) - y.mT.contiguous().unsqueeze(-2)
+    sq = diff[..., 0, :, :].square_()
+    for k in range(1, dim):
+        sq += diff[..., k, :, :].square_()
+    return sq
+
+
 def pairwise_distance(x: Tensor, y: Tensor, eps: float = EPS) -> Tensor:
     """Euclidean distances (..., P, S), clamped below by eps so gradients stay finite."""
-    if x.shape[-1] <= 16:  # exact differences: no cancellation on the 2-D plane
-        sq = (x.unsqueeze(-2) - y.unsqueeze(-3)).pow(2).sum(-1)
-    else:
-        sq = (x.pow(2).sum(-1, keepdim=True) + y.pow(2).sum(-1).unsqueeze(-2)
-              - 2 * x @ y.transpose(-1, -2))
-    return sq.clamp(min=eps * eps).sqrt()
+    return _sq_distance(x, y).clamp(min=eps * eps).sqrt()
 
 
 def _same_class(cls: Tensor, source_labels: Tensor) -> Tensor:
-    return cls.unsqueeze(-1) == source_labels.unsqueeze(-2)  # (P, S)
+    return cls.unsqueeze(-1) == source_labels  # (P, S), or (S,) for a 0-d cls
 
 
 def _field(points, sources, same, pot: Potential, alpha, delta, delta_rep, eps, exclude_self):
-    """Psi at each point (..., P): superposition over sources, optional self exclusion."""
-    d = pairwise_distance(points, sources, eps)  # (..., P, S)
-    psi = torch.where(same, pot.attraction(d, alpha, delta, eps),
-                      pot.repulsion(d, alpha, delta_rep, eps))
+    """Psi at each point (..., P): superposition over sources, optional self exclusion.
+    same: (P, S) or, for one class for all points, (S,)."""
+    if pot.name == "pfml":  # Eq. 1-2 from one power inv = 1/d^alpha, in place (one buffer):
+        # attraction -1/max(d, delta)^a = max(-inv, -1/delta^a) for the same class,
+        # repulsion 1/min(d, delta_rep)^a = max(inv, 1/delta_rep^a) for the others
+        inv = inv_pow(_sq_distance(points, sources).clamp_(min=eps * eps), alpha / 2, True)
+        floor = torch.full(same.shape, max(delta_rep, eps) ** -alpha, dtype=inv.dtype,
+                           device=inv.device).masked_fill_(same, -max(delta, eps) ** -alpha)
+        psi = inv.mul_(torch.where(same, -1.0, 1.0)).clamp_(min=floor)
+    else:
+        d = pairwise_distance(points, sources, eps)  # (..., P, S)
+        psi = torch.where(same, pot.attraction(d, alpha, delta, eps),
+                          pot.repulsion(d, alpha, delta_rep, eps))
     if exclude_self:
-        psi = psi.masked_fill(_self_mask(points, sources), 0.0)
+        psi = psi.masked_fill_(_self_mask(points, sources), 0.0)
     return psi.sum(-1)
 
 
@@ -89,7 +108,7 @@ def _class_vector(cls, p, device):
     if isinstance(cls, torch.Tensor) and cls.ndim == 1:
         return guards.check_labels("cls", cls, p).to(device)
     guards.check_int("cls", int(cls) if isinstance(cls, torch.Tensor) else cls, 0)
-    return torch.full((p,), int(cls), dtype=torch.long, device=device)
+    return torch.tensor(int(cls), device=device)  # one class: a (S,) mask, broadcast
 
 
 def class_potential(points: Tensor, sources: Tensor, source_labels: Tensor, cls, *,
@@ -112,20 +131,23 @@ def class_potential(points: Tensor, sources: Tensor, source_labels: Tensor, cls,
 
 
 def _stack(embeddings, labels, proxies, proxy_labels):
-    """Batch embeddings and proxies as one set of sources: (B + P, D) and (B + P,)."""
+    """Batch embeddings and proxies as one set of sources: (B + P, D) and (B + P,).
+    Half precision is computed in float32: 1/d^alpha overflows float16 (gradients flow
+    back in the input dtype)."""
     guards.check_points("embeddings", embeddings)
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
     labels = guards.check_labels("labels", labels, embeddings.shape[0]).to(embeddings.device)
+    dtype = torch.promote_types(embeddings.dtype, torch.float32)  # float16/bfloat16 -> float32
     if proxies is None:
-        return embeddings, labels
+        return embeddings.to(dtype), labels
     guards.check_points("proxies", proxies, dim=embeddings.shape[1])
     if proxies.ndim != 2:
         raise ValueError(f"proxies must have shape (P, D), got {tuple(proxies.shape)}")
     if proxy_labels is None:
         raise ValueError("proxy_labels must be given when proxies are given")
     plabels = guards.check_labels("proxy_labels", proxy_labels, proxies.shape[0])
-    points = torch.cat([embeddings, proxies.to(embeddings.dtype)])  # (B + P, D)
+    points = torch.cat([embeddings.to(dtype), proxies.to(dtype)])  # (B + P, D)
     return points, torch.cat([labels, plabels.to(labels.device)])
 
 
@@ -165,10 +187,15 @@ def forces(embeddings: Tensor, labels: Tensor, proxies: Tensor | None = None,
     points, point_labels = _stack(embeddings, labels, proxies, proxy_labels)
     same = _same_class(point_labels, point_labels)
     eps = safe_eps(eps, alpha, points.dtype)
-    diff = points.unsqueeze(1) - points.unsqueeze(0)  # (N, N, D): z_i - z_j
-    sq = diff.pow(2).sum(-1)
-    d = sq.clamp(min=eps * eps).sqrt()
-    dpsi = torch.where(same, pot.d_attraction(d, alpha, delta, eps),
-                       pot.d_repulsion(d, alpha, delta_rep, eps))
-    coef = (dpsi / d).masked_fill(sq <= eps * eps, 0.0)  # no self force, none when clamped
-    return -(coef.unsqueeze(-1) * diff).sum(1)
+    x = points.mT.contiguous()
+    diff = x.unsqueeze(-1) - x.unsqueeze(-2)  # (D, N, N): z_i - z_j, one plane per coordinate
+    sq = diff.square().sum(0).clamp_(min=eps * eps)
+    if pot.name == "pfml":  # psi'/d = alpha / d^(alpha+2): pulls beyond delta, pushes inside
+        g = inv_pow(sq, alpha / 2).div_(sq).mul_(alpha)
+        coef = torch.where(same, g * (sq > delta * delta), -g * (sq < delta_rep * delta_rep))
+    else:
+        d = sq.sqrt()
+        coef = torch.where(same, pot.d_attraction(d, alpha, delta, eps),
+                           pot.d_repulsion(d, alpha, delta_rep, eps)) / d
+    coef = coef.masked_fill_(sq <= eps * eps, 0.0)  # no self force, none when clamped
+    return -(coef * diff).sum(-1).mT.contiguous()  # (N, D)
