@@ -19,10 +19,10 @@ import argparse
 import ctypes
 import gc
 import math
-import time
 from pathlib import Path
 
 import torch
+from timing import median_seconds
 
 from pfml_core.loss import PotentialFieldLoss
 
@@ -71,21 +71,6 @@ def peak_mib(fn, device) -> float:
         return float("nan")
 
 
-def seconds(fn, repeats, device) -> float:
-    """Median wall time of fn() after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
-
-
 def cases(batch, classes, m, device):
     """The loss step and the Gram floor on the same (batch + classes*m, DIM) points."""
     g = torch.Generator().manual_seed(0)
@@ -108,7 +93,7 @@ def cases(batch, classes, m, device):
 def measure(batch, classes, m, repeats, device) -> dict:
     step, floor = cases(batch, classes, m, device)
     out = {"n": batch + classes * m, "B": batch, "P": classes * m}
-    out["t_loss"], out["t_floor"] = seconds(step, repeats, device), seconds(floor, repeats, device)
+    out["t_loss"], out["t_floor"] = median_seconds(step, repeats, device), median_seconds(floor, repeats, device)
     out["m_loss"], out["m_floor"] = peak_mib(step, device), peak_mib(floor, device)
     return out
 

@@ -6,12 +6,11 @@ Usage: python bench/loss_speed.py [--repeats 20] [--device cpu]
 from __future__ import annotations
 
 import argparse
-import time
-import tracemalloc
 
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import ProxyAnchorLoss
+from timing import median_seconds
 
 from pfml_core.loss import PotentialFieldLoss
 from pfml_core.physics import total_energy
@@ -34,16 +33,7 @@ def plain_autograd_energy(emb, labels, proxies, plabels, alpha=3.0, delta=0.2):
 
 def measure(fn, repeats, device):
     """Median seconds of fn() (forward+backward) and its peak extra memory in MiB."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
+    t = median_seconds(fn, repeats, device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
@@ -51,7 +41,7 @@ def measure(fn, repeats, device):
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:  # CPU tensors are allocated through malloc, which tracemalloc does not see;
         peak = _cpu_peak(fn)
-    return sorted(times)[len(times) // 2], peak
+    return t, peak
 
 
 def _cpu_peak(fn):
