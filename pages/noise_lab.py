@@ -24,15 +24,10 @@ with st.form("noise_form"):
     batches = c3.number_input("Batches per epoch (0 = all)", 0, 10_000, 0, key="noise_batches")
     go = st.form_submit_button("Run grid", type="primary")
 if go:
-    try:
-        spec, runs = lab.noise_grid(
-            path.strip() or data, losses, [r / 100 for r in rates],
-            lab_panel.parse_list("seeds", seeds, int),
-            base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None})
-        gid = lab_panel.launch("noise", spec, runs, "noise_grid")
-        st.toast(f"Grid #{gid}: {len(runs)} runs started")
-    except ValueError as exc:
-        st.error(str(exc))
+    lab_panel.launch("noise", lambda: lab.noise_grid(
+        path.strip() or data, losses, [r / 100 for r in rates],
+        lab_panel.parse_list("seeds", seeds, int),
+        base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None}), "noise_grid")
 
 grid_id = lab_panel.pick_grid("noise", "noise_grid")
 

@@ -27,17 +27,13 @@ with st.form("sweep_form"):
     batches = c3.number_input("Batches per epoch (0 = all)", 0, 10_000, 0, key="sweep_batches")
     go = st.form_submit_button("Run sweep", type="primary")
 if go:
-    try:
-        p = lab_panel.parse_list
-        spec, runs = lab.sweep_grid(
-            path.strip() or data, p("alpha", alpha), p("delta", delta), p("delta_rep − delta", gap),
-            p("proxies per class", proxies, int), p("seeds", seeds, int), mode=mode,
-            n_trials=int(trials), noise=noise / 100,
-            base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None})
-        gid = lab_panel.launch("sweep", spec, runs, "sweep_grid")
-        st.toast(f"Sweep #{gid}: {len(runs)} runs started")
-    except ValueError as exc:
-        st.error(str(exc))
+    p = lab_panel.parse_list
+    lab_panel.launch("sweep", lambda: lab.sweep_grid(
+        path.strip() or data, p("alpha", alpha), p("delta", delta), p("delta_rep − delta", gap),
+        p("proxies per class", proxies, int), p("seeds", seeds, int), mode=mode,
+        n_trials=int(trials), noise=noise / 100,
+        base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None}),
+        "sweep_grid", "Sweep")
 
 grid_id = lab_panel.pick_grid("sweep", "sweep_grid")
 

@@ -35,12 +35,19 @@ def parse_list(name: str, text: str, cast=float) -> list:
     return values
 
 
-def launch(kind: str, spec: dict, runs: list, key: str) -> int:
-    """Store the grid, start its worker, select it on the page."""
+def launch(kind: str, build, key: str, what: str = "Grid") -> int | None:
+    """build() -> (spec, runs); store the grid, start its worker, select it on the page.
+    A ValueError from build (bad form input) becomes a message, never a traceback."""
+    try:
+        spec, runs = build()
+    except ValueError as exc:
+        st.error(str(exc))
+        return None
     with store() as s:
         gid = s.create_grid(kind, spec, runs)
         worker.start(gid, s)
     st.session_state[key] = gid
+    st.toast(f"{what} #{gid}: {len(runs)} runs started")
     return gid
 
 
