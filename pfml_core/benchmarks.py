@@ -211,6 +211,10 @@ class LazyImages:
         rows = np.atleast_1d(np.arange(len(self.paths))[rows])
         return LazyImages(self.paths[rows], self.transform, self.size, self.workers)
 
+    def with_transform(self, transform) -> "LazyImages":
+        """The same files read through another transform (e.g. training images, centre-cropped)."""
+        return LazyImages(self.paths, transform, self.size, self.workers)
+
     def _one(self, path: str) -> np.ndarray:
         try:
             with Image.open(path) as im:

@@ -65,6 +65,7 @@ class Prepared:
     eval_rows: np.ndarray  # fixed rows of test embedded every epoch
     view_rows: np.ndarray  # fixed rows of train embedded every epoch
     augment: bool
+    view_X: object = None  # what view_rows index: train.X, or its test-transform twin (lazy)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -95,8 +96,9 @@ def prepare_data(config: TrainConfig, dataset: Dataset | None = None) -> Prepare
     eval_rows, view_rows = pick(len(test_set.y)), pick(len(train_set.y))[:SNAPSHOT_ROWS]
     model = resolve(config.model, train_set.X.shape[1:])
     lazy = not isinstance(train_set.X, np.ndarray)  # benchmark images: cropped when read
+    view_X = train_set.X.with_transform(test_set.X.transform) if lazy else train_set.X
     return Prepared(train_set, test_set, eval_rows, view_rows,
-                    model.startswith("resnet") and not lazy)
+                    model.startswith("resnet") and not lazy, view_X)
 
 
 def _autocast(device, amp: bool):
@@ -172,7 +174,7 @@ def evaluate(epoch, loss, model, loss_fn, prep: Prepared, device, seconds,
     emb = embed(model, prep.test.X[prep.eval_rows], device, amp=amp)
     labels = prep.test.y[prep.eval_rows]
     tr = prep.view_rows
-    train_emb = embed(model, prep.train.X[tr], device, amp=amp)
+    train_emb = embed(model, prep.view_X[tr], device, amp=amp)
     if len(emb) > FULL_METRICS_ROWS:
         metrics = chunked_recall_at_k(torch.from_numpy(emb).to(device), torch.from_numpy(labels).to(device))
         metrics.update({"MAP@R": float("nan"), "R-precision": float("nan"), "NMI": float("nan")})

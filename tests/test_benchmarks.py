@@ -165,3 +165,22 @@ def test_image_list_dataset_reads_lazily(cub):
     (cub / "images" / "001.Bird_1" / "img_0.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="cannot read image"):
         ds[0]
+
+
+def test_lazy_images_decode_only_when_taken(cub):
+    from pfml_core.benchmarks import LazyImages
+
+    split = load_cub(cub, num_train_classes=2)
+    calls = []
+
+    def tf(img):
+        calls.append(img.size)
+        return EvalTransform(8, 8, normalize=False)(img)
+
+    X = LazyImages([p for p, _ in split.train], tf, size=8)
+    view = X[[3, 1]]
+    assert X.shape == (4, 3, 8, 8) and view.shape == (2, 3, 8, 8) and not calls
+    arr = np.asarray(view)
+    assert arr.shape == (2, 3, 8, 8) and arr.dtype == np.float32 and len(calls) == 2
+    np.testing.assert_allclose(arr[0], np.asarray(X[3])[0])  # row 3 of the original
+    assert np.asarray(X.with_transform(lambda im: torch.zeros(3, 8, 8))[[0]]).sum() == 0
