@@ -5,9 +5,11 @@ import streamlit as st
 from pfml_core import state
 from pfml_core.viz import decay
 from studio import cache
+from studio.nav import use_app_navigation
 
 CONTROLS = {"decay_alpha": state.BY_NAME["alpha"], "decay_delta": state.BY_NAME["delta"]}
 
+use_app_navigation()  # first: see studio/nav.py
 st.title("Decay explorer")
 
 

@@ -1,6 +1,9 @@
 """Landing page: what PFML is and where to start."""
 import streamlit as st
 
+from studio.nav import use_app_navigation
+
+use_app_navigation()  # first: see studio/nav.py
 st.title("PFML Studio")
 st.markdown(
     """

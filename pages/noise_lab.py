@@ -5,7 +5,9 @@ import streamlit as st
 from pfml_core import lab, lab_paper
 from pfml_core.viz import lab as viz
 from studio import cache, lab_panel
+from studio.nav import use_app_navigation
 
+use_app_navigation()  # first: see studio/nav.py
 st.title("Label-noise lab")
 st.caption("The paper's strongest claim: at 20% flipped labels PFML beats Proxy Anchor by "
            f"+{lab_paper.noise_gain()['CUB']} (CUB) / +{lab_paper.noise_gain()['Cars']} (Cars) R@1. "

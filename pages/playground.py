@@ -6,10 +6,12 @@ from pfml_core import descent, export, state
 from pfml_core.toy import PRESETS
 from pfml_core.viz import field as vf
 from studio import cache
+from studio.nav import use_app_navigation
 
 TICK_S = 0.35  # seconds between steps while playing
 MAX_STEPS = 400
 
+use_app_navigation()  # first: see studio/nav.py
 st.title("Field playground")
 if "pg_url" not in st.session_state:  # validate the URL once, before any widget reads it
     st.session_state.pg_url = state.parse(st.query_params.to_dict())

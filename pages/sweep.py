@@ -6,7 +6,9 @@ import streamlit as st
 from pfml_core import lab
 from pfml_core.viz import lab as viz
 from studio import lab_panel
+from studio.nav import use_app_navigation
 
+use_app_navigation()  # first: see studio/nav.py
 st.title("Hyperparameter sweep")
 st.caption("The paper: best alpha near 3, delta flat over [0.1, 0.3], delta_rep > delta hurts, "
            "R@1 saturates near 15 proxies per class. Tune by looking, on your data.")

@@ -12,8 +12,10 @@ from pfml_core.train import TrainConfig
 from pfml_core.train_job import TrainJob
 from pfml_core.viz import training as viz
 from studio import cache
+from studio.nav import use_app_navigation
 
 JOB = "train_job"
+use_app_navigation()  # first: see studio/nav.py
 st.title("Train a model")
 st.caption("Zero-shot protocol: the first half of the classes train, Recall@K is measured on "
            "the other half. Proxies are stars; flipped (noisy) training labels are ringed red.")

@@ -1,6 +1,7 @@
 """Shared fixtures: a real Streamlit server and Debian chromium driven by Playwright."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -43,9 +44,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> N
     raise RuntimeError(f"streamlit did not become healthy at {url}")
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """Start `streamlit run app.py` on a free port for the whole session."""
+@contextlib.contextmanager
+def _serve(tmp_path_factory):
+    """`streamlit run app.py` on a free port, with its own runs folder; yields the URL."""
     port = _free_port()
     env = dict(os.environ, PFML_RUNS_DIR=str(tmp_path_factory.mktemp("runs")))
     log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "w")
@@ -64,6 +65,20 @@ def app_url(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """One real app server for the whole session."""
+    with _serve(tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_app_url(tmp_path_factory):
+    """A server nobody has visited yet (first-request behaviour)."""
+    with _serve(tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
