@@ -183,12 +183,16 @@ class ImageListDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         path, label = self.items[i]
-        try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"cannot read image {path!r}: {e}") from None
-        return self.transform(img), label
+        return self.transform(read_rgb(path)), label
+
+
+def read_rgb(path) -> Image.Image:
+    """The image at path as RGB; an unreadable file -> ValueError naming it."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"cannot read image {path!r}: {e}") from None
 
 
 class LazyImages:
@@ -216,12 +220,7 @@ class LazyImages:
         return LazyImages(self.paths, transform, self.size, self.workers)
 
     def _one(self, path: str) -> np.ndarray:
-        try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"cannot read image {path!r}: {e}") from None
-        return self.transform(img).numpy()
+        return self.transform(read_rgb(path)).numpy()
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         from concurrent.futures import ThreadPoolExecutor
