@@ -15,7 +15,7 @@ class DistributedClassBalancedSampler(torch.utils.data.Sampler):
     world_size=1 (the default outside torch.distributed) is a plain class-balanced sampler."""
 
     def __init__(self, labels, classes_per_batch: int, samples_per_class: int,
-                 num_batches: int | None = None, seed: int = 0,
+                 max_batches: int | None = None, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None):
         from pfml_core import distributed  # late: keeps this module free of process groups
 
@@ -30,9 +30,9 @@ class DistributedClassBalancedSampler(torch.utils.data.Sampler):
         if (self.c * self.k) % self.world:
             raise ValueError(f"global batch classes_per_batch*samples_per_class = "
                              f"{self.c * self.k} must be divisible by world_size={self.world}")
-        default = max(len(self.labels) // (self.c * self.k), 1)
-        self.num_batches = guards.check_int(
-            "num_batches", default if num_batches is None else num_batches, 1)
+        self.num_batches = max(len(self.labels) // (self.c * self.k), 1)  # about one pass
+        if max_batches is not None:
+            self.num_batches = min(self.num_batches, guards.check_int("max_batches", max_batches, 1))
         self.seed, self.epoch = int(seed), 0
         self._by_class = {c: np.flatnonzero(self.labels == c) for c in self.classes}
 

@@ -66,6 +66,7 @@ class Prepared:
     view_rows: np.ndarray  # fixed rows of train embedded every epoch
     augment: bool
     view_X: object = None  # what view_rows index: train.X, or its test-transform twin (lazy)
+    keep: np.ndarray = None  # positions in eval_rows kept in snapshots (at most SNAPSHOT_ROWS)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -97,8 +98,10 @@ def prepare_data(config: TrainConfig, dataset: Dataset | None = None) -> Prepare
     model = resolve(config.model, train_set.X.shape[1:])
     lazy = not isinstance(train_set.X, np.ndarray)  # benchmark images: cropped when read
     view_X = train_set.X.with_transform(test_set.X.transform) if lazy else train_set.X
+    keep = np.sort(np.random.default_rng(0).choice(
+        len(eval_rows), min(len(eval_rows), SNAPSHOT_ROWS), replace=False))
     return Prepared(train_set, test_set, eval_rows, view_rows,
-                    model.startswith("resnet") and not lazy, view_X)
+                    model.startswith("resnet") and not lazy, view_X, keep)
 
 
 def _autocast(device, amp: bool):
@@ -140,13 +143,11 @@ def train_step(model, loss_fn, optimizer, x: torch.Tensor, y: torch.Tensor,
 
 
 def run_epoch(model, loss_fn, optimizer, prep: Prepared, batches, device, gen,
-              should_stop, on_batch, config: TrainConfig | None = None,
-              frozen=()) -> tuple[float, bool]:
+              should_stop, on_batch, config: TrainConfig, frozen=()) -> tuple[float, bool]:
     """(mean batch loss, stopped); stopped means the epoch was cut short."""
     model.train()
-    if config is not None and config.freeze_bn:
-        _freeze_bn(model)
-    amp = bool(config and config.amp)
+    if config.freeze_bn:
+        _freeze_bn(model)  # model.train() switched BatchNorm back on
     losses = []
     for i, rows in enumerate(batches):
         if should_stop is not None and should_stop():
@@ -155,7 +156,7 @@ def run_epoch(model, loss_fn, optimizer, prep: Prepared, batches, device, gen,
         x = transforms.augment(x, gen) if prep.augment else x
         y = torch.from_numpy(prep.train.y[rows])
         losses.append(train_step(model, loss_fn, optimizer, x.to(device), y.to(device),
-                                 amp, frozen))
+                                 config.amp, frozen))
         if on_batch is not None:
             on_batch(i + 1, len(batches), losses[-1])
     return float(np.mean(losses)), False
@@ -184,8 +185,7 @@ def evaluate(epoch, loss, model, loss_fn, prep: Prepared, device, seconds,
     p, pl = (None, None) if proxies is None else (proxies[0].cpu().numpy(), proxies[1].cpu().numpy())
     if p is not None:
         metrics["W2"] = proxy_w2(train_emb, prep.train.true_y[tr], p, pl)["mean"]
-    keep = np.sort(np.random.default_rng(0).choice(len(emb), min(len(emb), SNAPSHOT_ROWS),
-                                                   replace=False))  # the same rows each epoch
+    keep = prep.keep  # the same rows each epoch
     return EpochSnapshot(epoch, loss, metrics, emb[keep], labels[keep], train_emb,
                          prep.train.y[tr], prep.train.true_y[tr], prep.train.flipped[tr], p, pl,
                          seconds, prep.test.index[prep.eval_rows][keep], prep.train.index[tr])
@@ -194,10 +194,9 @@ def evaluate(epoch, loss, model, loss_fn, prep: Prepared, device, seconds,
 def _batches(config: TrainConfig, labels: np.ndarray) -> DistributedClassBalancedSampler:
     """Class-balanced batches (classes x samples); under torch.distributed every rank draws
     the same global batch and keeps its slice. Call set_epoch(e) each epoch."""
-    n = max(len(labels) // (config.classes_per_batch * config.samples_per_class), 1)
     return DistributedClassBalancedSampler(
         labels, min(config.classes_per_batch, len(np.unique(labels))), config.samples_per_class,
-        min(n, config.max_batches_per_epoch or n), config.seed)
+        config.max_batches_per_epoch, config.seed)
 
 
 def train(config: TrainConfig, callback: Callable | None = None,
