@@ -47,28 +47,14 @@ def add_train_parser(sub) -> None:
     p.set_defaults(func=run_train)
 
 
-FIELDS = {"data", "data_root", "split", "model", "embedding_size", "pretrained", "loss", "noise",
-          "epochs", "lr", "proxy_lr_multiplier", "weight_decay", "classes_per_batch",
-          "samples_per_class", "eval_subset", "seed", "device", "freeze_bn", "warmup_epochs",
-          "amp"}  # flags that map one to one onto TrainConfig fields
+FIELDS = ("data", "split", "model", "embedding_size", "pretrained", "loss", "noise", "epochs",
+          "lr", "proxy_lr_multiplier", "weight_decay", "classes_per_batch", "samples_per_class",
+          "eval_subset", "seed", "device", "freeze_bn", "warmup_epochs", "amp")
+# flags named exactly like TrainConfig fields
 
 
-def config_from_args(a) -> TrainConfig:
-    """TrainConfig from flags, or from --config with the flags that differ from their
-    defaults laid over it."""
-    if a.config is not None:
-        from pfml_core import configs
-
-        defaults = vars(build_parser().parse_args(["train"]))
-        given = {k: v for k, v in vars(a).items() if k in FIELDS and v != defaults.get(k)}
-        given.pop("data_root", None)
-        if a.max_batches is not None:
-            given["max_batches_per_epoch"] = a.max_batches
-        flat = configs.load_config(a.config, data_root=a.data_root, **given)
-        config = configs.train_config(flat)
-        params = {k: getattr(a, k) for k in LOSS_FLAGS if getattr(a, k) is not None}
-        config.loss_params = {**config.loss_params, **params}
-        return config.validate()
+def _loss_params(a) -> dict:
+    """--loss-params (a JSON dict) with the named loss flags laid over it."""
     try:
         params = json.loads(a.loss_params)
     except json.JSONDecodeError as e:
@@ -76,14 +62,25 @@ def config_from_args(a) -> TrainConfig:
     if not isinstance(params, dict):
         raise ValueError(f"--loss-params must be a JSON dict, got {a.loss_params!r}")
     params.update({k: getattr(a, k) for k in LOSS_FLAGS if getattr(a, k) is not None})
-    return TrainConfig(
-        data=a.data, split=a.split, model=a.model, embedding_size=a.embedding_size,
-        pretrained=a.pretrained, loss=a.loss, loss_params=params, noise=a.noise,
-        epochs=a.epochs, lr=a.lr, proxy_lr_multiplier=a.proxy_lr_multiplier,
-        weight_decay=a.weight_decay, classes_per_batch=a.classes_per_batch,
-        samples_per_class=a.samples_per_class, eval_subset=a.eval_subset, seed=a.seed,
-        device=a.device, max_batches_per_epoch=a.max_batches, data_root=a.data_root,
-        freeze_bn=a.freeze_bn, warmup_epochs=a.warmup_epochs, amp=a.amp).validate()
+    return params
+
+
+def config_from_args(a) -> TrainConfig:
+    """TrainConfig from flags, or from --config with the flags that differ from their
+    defaults laid over it."""
+    flags, params = {k: getattr(a, k) for k in FIELDS}, _loss_params(a)
+    if a.config is None:
+        return TrainConfig(**flags, loss_params=params, data_root=a.data_root,
+                           max_batches_per_epoch=a.max_batches).validate()
+    from pfml_core import configs
+
+    defaults = vars(build_parser().parse_args(["train"]))
+    given = {k: v for k, v in flags.items() if v != defaults[k]}
+    if a.max_batches is not None:
+        given["max_batches_per_epoch"] = a.max_batches
+    config = configs.train_config(configs.load_config(a.config, data_root=a.data_root, **given))
+    config.loss_params = {**config.loss_params, **params}
+    return config.validate()
 
 
 def run_train(a) -> int:
