@@ -31,16 +31,9 @@ if go:
         lab_panel.parse_list("seeds", seeds, int),
         base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None}), "noise_grid")
 
-grid_id = lab_panel.pick_grid("noise", "noise_grid")
 
-
-polling = lab_panel.poll_every(grid_id)
-
-
-@st.fragment(run_every=polling)
-def results(grid_id: int) -> None:
-    grid, frame = lab_panel.status(grid_id, "noise")
-    lab_panel.rerun_when_finished(grid, polling)
+def results(grid: dict, frame) -> None:
+    """The picked grid's charts and tables (redrawn by lab_panel while it runs)."""
     agg = lab.aggregate(frame, ["loss", "noise"], lab.REPORTED)
     c1, c2 = st.columns(2)
     c1.plotly_chart(viz.noise_figure(agg, "R@1", labels), key="noise_r1")
@@ -60,8 +53,7 @@ def results(grid_id: int) -> None:
         st.dataframe(frame, key="noise_runs_table")
 
 
-if grid_id is not None:
-    results(grid_id)
+lab_panel.results_panel("noise", "noise_grid", results)
 st.subheader("Paper: 20% label noise, ResNet-50 (mean of 5 runs)")
 p1, p2 = st.columns(2)
 p1.plotly_chart(viz.paper_noise_figure(), key="noise_paper_fig")

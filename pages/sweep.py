@@ -37,16 +37,9 @@ if go:
         base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None}),
         "sweep_grid", "Sweep")
 
-grid_id = lab_panel.pick_grid("sweep", "sweep_grid")
 
-
-polling = lab_panel.poll_every(grid_id)
-
-
-@st.fragment(run_every=polling)
-def results(grid_id: int) -> None:
-    grid, frame = lab_panel.status(grid_id, "sweep")
-    lab_panel.rerun_when_finished(grid, polling)
+def results(grid: dict, frame) -> None:
+    """The picked sweep's heatmaps, lines and tables (redrawn by lab_panel while it runs)."""
     axes = [a for a in lab.SWEEP_AXES if a in frame and frame[a].nunique() > 1] or ["alpha"]
     if len(axes) > 1:
         c1, c2 = st.columns(2)
@@ -63,5 +56,4 @@ def results(grid_id: int) -> None:
         st.dataframe(frame, key="sweep_runs_table")
 
 
-if grid_id is not None:
-    results(grid_id)
+lab_panel.results_panel("sweep", "sweep_grid", results)

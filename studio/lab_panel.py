@@ -87,6 +87,23 @@ def rerun_when_finished(grid: dict, polling: float | None) -> None:
         st.rerun()
 
 
+def results_panel(kind: str, key: str, draw) -> None:
+    """The grid picker, then a fragment that shows the picked grid's status panel and
+    draw(grid, runs frame), polling while the grid is queued or running."""
+    grid_id = pick_grid(kind, key)
+    if grid_id is None:
+        return
+    polling = poll_every(grid_id)
+
+    @st.fragment(run_every=polling)
+    def panel() -> None:
+        grid, frame = status(grid_id, kind)
+        rerun_when_finished(grid, polling)
+        draw(grid, frame)
+
+    panel()
+
+
 def status(grid_id: int, prefix: str) -> tuple[dict, pd.DataFrame]:
     """Progress, Cancel/Resume, failures, CSV download; returns (grid, runs frame)."""
     with store() as s:
