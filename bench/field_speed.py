@@ -9,8 +9,8 @@ import time
 import numpy as np
 import torch
 
-from pfml_core import descent
-from pfml_core.toy import Scene
+from pfml_core.playground import descent
+from pfml_core.playground.scene import Scene
 
 GRID, SAMPLES, PROXIES, CLASSES = 60, 200, 20, 5
 

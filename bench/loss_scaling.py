@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from timing import median_seconds
 
-from pfml_core.loss import PotentialFieldLoss
+from pfml_core.physics.loss import PotentialFieldLoss
 
 SIZES = (200, 400, 800, 1600, 2400, 3200, 4000)
 PAPER = (100, 98, 15)  # B, classes, proxies per class (Cars, spec §5)

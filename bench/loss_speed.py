@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from pytorch_metric_learning.losses import ProxyAnchorLoss
 from timing import median_seconds
 
-from pfml_core.loss import PotentialFieldLoss
-from pfml_core.physics import total_energy
+from pfml_core.physics.loss import PotentialFieldLoss
+from pfml_core.physics.field import total_energy
 
 SCALES = {  # name: (batch, classes, proxies per class, dim)
     "paper (B=100, 98x15, 512-d)": (100, 98, 15, 512),  # spec §5

@@ -13,8 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pfml_core import lab, lab_paper, worker
-from pfml_core.store import Store
+from pfml_core.lab import grid as lab
+from pfml_core.lab import paper as lab_paper
+from pfml_core.lab import worker
+from pfml_core.lab.store import Store
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pfml_core import projection  # noqa: E402  (sets NUMBA_CACHE_DIR before umap loads)
-from pfml_core.train import TrainConfig, resolve_device, train  # noqa: E402
+from pfml_core.eval import projection  # noqa: E402  (sets NUMBA_CACHE_DIR before umap loads)
+from pfml_core.training.engine import TrainConfig, resolve_device, train  # noqa: E402
 
 
 def epoch_seconds(loss: str, epochs: int, max_batches: int | None, device: str) -> float:

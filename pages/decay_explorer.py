@@ -2,7 +2,7 @@
 non-decaying potentials, for the chosen alpha and delta (both in the URL)."""
 import streamlit as st
 
-from pfml_core import state
+from pfml_core.playground import url_state as state
 from pfml_core.viz import decay
 from studio import cache
 from studio.nav import use_app_navigation

@@ -2,7 +2,8 @@
 R@1/R@2 vs noise beside the paper's 20%-noise table, plus where flipped samples ended."""
 import streamlit as st
 
-from pfml_core import lab, lab_paper
+from pfml_core.lab import grid as lab
+from pfml_core.lab import paper as lab_paper
 from pfml_core.viz import lab as viz
 from studio import cache, lab_panel
 from studio.nav import use_app_navigation

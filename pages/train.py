@@ -4,12 +4,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pfml_core import data, datasets_user, metrics, runs
-from pfml_core.baselines import LOSSES
-from pfml_core.models import MODELS
-from pfml_core.projection import snapshot_points
-from pfml_core.train import TrainConfig
-from pfml_core.train_job import TrainJob
+from pfml_core.data import dataset as data
+from pfml_core.data import user_files as datasets_user
+from pfml_core.eval import metrics
+from pfml_core.training import run_folder as runs
+from pfml_core.training.losses import LOSSES
+from pfml_core.training.models import MODELS
+from pfml_core.eval.projection import snapshot_points
+from pfml_core.training.engine import TrainConfig
+from pfml_core.training.job import TrainJob
 from pfml_core.viz import training as viz
 from studio import cache
 from studio.nav import use_app_navigation

@@ -1,7 +1,7 @@
 """Command line: `python -m pfml_core train --data mnist5k --loss pfml --alpha 3 --delta 0.2
---noise 0.2 --epochs 20 --out runs/NAME` writes a run folder (see pfml_core.runs).
+--noise 0.2 --epochs 20 --out runs/NAME` writes a run folder (see pfml_core.training.run_folder).
 `torchrun --nproc_per_node=N -m pfml_core train --config cub200_resnet50 --data-root DIR`
-runs the same engine on N processes (pfml_core.distributed); flags given explicitly
+runs the same engine on N processes (pfml_core.training.distributed); flags given explicitly
 override the config file."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 
-from pfml_core import lab_cli
-from pfml_core.train_config import TrainConfig
+from pfml_core.lab import commands as lab_cli
+from pfml_core.training.config import TrainConfig
 
 LOSS_FLAGS = {"alpha": float, "delta": float, "delta_rep": float, "proxies_per_class": int,
               "margin": float}
@@ -72,7 +72,7 @@ def config_from_args(a) -> TrainConfig:
     if a.config is None:
         return TrainConfig(**flags, loss_params=params, data_root=a.data_root,
                            max_batches_per_epoch=a.max_batches).validate()
-    from pfml_core import configs
+    from pfml_core.training import presets as configs
 
     defaults = vars(build_parser().parse_args(["train"]))
     given = {k: v for k, v in flags.items() if v != defaults[k]}
@@ -87,10 +87,11 @@ def run_train(a) -> int:
     import torch.distributed
     from tqdm import tqdm
 
-    from pfml_core import distributed, runs
-    from pfml_core.benchmarks import BENCHMARKS
-    from pfml_core.data import load_dataset
-    from pfml_core.train import train
+    from pfml_core.training import distributed
+    from pfml_core.training import run_folder as runs
+    from pfml_core.data.benchmarks import BENCHMARKS
+    from pfml_core.data.bundled import load_dataset
+    from pfml_core.training.engine import train
 
     config = config_from_args(a)
     distributed.init_from_env()  # torchrun: join the group; a plain run: nothing

@@ -9,8 +9,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pfml_core import lab, worker
-from pfml_core.store import Store
+from pfml_core.lab import grid as lab
+from pfml_core.lab import worker
+from pfml_core.lab.store import Store
 
 ACTIVE = ("queued", "running")
 

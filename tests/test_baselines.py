@@ -1,11 +1,11 @@
-"""pfml_core.baselines: every registered loss builds, gives a finite loss with gradients,
+"""pfml_core.training.losses: every registered loss builds, gives a finite loss with gradients,
 and reports proxies / optimiser groups consistently."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from pfml_core import baselines
-from pfml_core.loss import PotentialFieldLoss
+from pfml_core.training import losses as baselines
+from pfml_core.physics.loss import PotentialFieldLoss
 
 
 @pytest.mark.parametrize("name", sorted(baselines.LOSSES))

@@ -6,8 +6,8 @@ import scipy.io
 import torch
 from PIL import Image
 
-from pfml_core.benchmarks import ImageListDataset, load_benchmark, load_cars, load_cub, load_sop
-from pfml_core.paper_transforms import EvalTransform
+from pfml_core.data.benchmarks import ImageListDataset, load_benchmark, load_cars, load_cub, load_sop
+from pfml_core.data.transforms import EvalTransform
 
 
 def _jpeg(path, value=0):
@@ -168,7 +168,7 @@ def test_image_list_dataset_reads_lazily(cub):
 
 
 def test_lazy_images_decode_only_when_taken(cub):
-    from pfml_core.benchmarks import LazyImages
+    from pfml_core.data.benchmarks import LazyImages
 
     split = load_cub(cub, num_train_classes=2)
     calls = []

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pfml_core import cli, runs
+from pfml_core import cli
+from pfml_core.training import run_folder as runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

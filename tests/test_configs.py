@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pfml_core import configs
+from pfml_core.training import presets as configs
 
 PAPER = {  # name: (dataset, weight decay, proxies per class)
     "cub200_resnet50": ("cub200", 5e-4, 15),

@@ -1,4 +1,4 @@
-"""pfml_core.data / datasets_user / images: bundled sets, splits, label noise, and every kind
+"""pfml_core.data: dataset, user_files, images: bundled sets, splits, label noise, and every kind
 of bad user input turning into a clear ValueError (never a pickle load)."""
 import zipfile
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pfml_core import data, datasets_user
+from pfml_core import data
+from pfml_core.data import user_files
 
 
 def test_bundled_shapes_and_ranges():
@@ -135,7 +136,7 @@ def test_size_limit(tmp_path):
     f = tmp_path / "big.csv"
     f.write_text("a,label\n" + "1,0\n" * 1000)
     with pytest.raises(ValueError, match="over the"):
-        datasets_user.load_path(f, max_bytes=100)
+        user_files.load_path(f, max_bytes=100)
 
 
 def test_missing_path_and_few_classes():

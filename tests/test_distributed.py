@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from pfml_core import distributed
-from pfml_core.dist_sampler import DistributedClassBalancedSampler
-from pfml_core.loss import PotentialFieldLoss
+from pfml_core.training import distributed
+from pfml_core.training.sampler import DistributedClassBalancedSampler
+from pfml_core.physics.loss import PotentialFieldLoss
 
 IN, EMB, CLASSES, M = 16, 24, 4, 2  # EMB > 16: the production Gram-kernel path
 SPLITS = [(6, 6), (5, 7), (6, 6), (7, 5)]  # rows of rank 0 / rank 1 per step (unequal too)

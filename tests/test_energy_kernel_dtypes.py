@@ -3,8 +3,8 @@ overflows float16, and the gradient flows back in the input dtype."""
 import pytest
 import torch
 
-from pfml_core import physics as ph
-from pfml_core.energy_kernel import gram_energy
+from pfml_core.physics import field as ph
+from pfml_core.physics.kernel import gram_energy
 
 HALF = [torch.float16, torch.bfloat16]
 KW = dict(alpha=3.0, delta=0.2)

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from pfml_core import descent, export
-from pfml_core.toy import SceneConfig, build_scene
+from pfml_core.playground import descent
+from pfml_core.playground import export
+from pfml_core.playground.scene import SceneConfig, build_scene
 
 
 def _scene():

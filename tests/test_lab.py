@@ -1,4 +1,4 @@
-"""pfml_core.lab / lab_measure / lab_paper / viz.lab: grid expansion, aggregation against
+"""pfml_core.lab.grid / lab_measure / lab_paper / viz.lab: grid expansion, aggregation against
 numpy by hand, flip distances against a hand-placed example, the paper's numbers, figures."""
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pfml_core import lab, lab_measure, lab_paper
+from pfml_core.lab import grid as lab
+from pfml_core.lab import measure as lab_measure
+from pfml_core.lab import paper as lab_paper
 from pfml_core.viz import lab as viz
 from tests.lab_helpers import arr, traces
 

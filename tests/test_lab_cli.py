@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pfml_core import cli
-from pfml_core.store import Store
+from pfml_core.lab.store import Store
 from tests.lab_helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 
-from pfml_core import physics as ph
-from pfml_core.loss import PotentialFieldLoss
+from pfml_core.physics import field as ph
+from pfml_core.physics.loss import PotentialFieldLoss
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

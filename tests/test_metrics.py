@@ -1,10 +1,10 @@
-"""pfml_core.metrics against naive references: Recall@K and MAP@R by explicit loops, W2 by
+"""pfml_core.eval.metrics against naive references: Recall@K and MAP@R by explicit loops, W2 by
 an optimal assignment (scipy) for equal-size clouds."""
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from pfml_core import metrics
+from pfml_core.eval import metrics
 
 
 def _naive(x, y):

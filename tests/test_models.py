@@ -1,10 +1,12 @@
-"""pfml_core.models / resnet / transforms: embedding shapes and norms, and ResNets whose
+"""pfml_core.training.models / resnet / transforms: embedding shapes and norms, and ResNets whose
 state_dict layout is torchvision's (checked against torchvision's published numbers)."""
 import numpy as np
 import pytest
 import torch
 
-from pfml_core import models, resnet, transforms
+from pfml_core.training import models
+from pfml_core.training import resnet
+from pfml_core.data import batch_transforms as transforms
 
 
 @pytest.mark.parametrize("name, params, n_keys", [

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from streamlit.testing.v1 import AppTest
 
-from pfml_core import physics
+from pfml_core.physics import field as physics
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "decay_explorer.py")
 

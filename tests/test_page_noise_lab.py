@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pfml_core import lab, worker
-from pfml_core.store import Store
+from pfml_core.lab import grid as lab
+from pfml_core.lab import worker
+from pfml_core.lab.store import Store
 from tests.lab_helpers import arr, traces, wait_for
 
 PAGE = "../pages/noise_lab.py"

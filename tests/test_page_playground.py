@@ -7,8 +7,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from pfml_core import physics, state
-from pfml_core.toy import build_scene
+from pfml_core.physics import field as physics
+from pfml_core.playground import url_state as state
+from pfml_core.playground.scene import build_scene
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "playground.py")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pfml_core import lab_paper
-from pfml_core.store import Store
+from pfml_core.lab import paper as lab_paper
+from pfml_core.lab.store import Store
 from tests.lab_helpers import arr, traces, wait_for
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pfml_core.paper_transforms import (EvalTransform, TrainTransform, crop_box, normalize,
+from pfml_core.data.transforms import (EvalTransform, TrainTransform, crop_box, normalize,
                                         resize_shorter, to_tensor)
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])

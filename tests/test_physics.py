@@ -1,12 +1,12 @@
-"""pfml_core.physics against hand-computed values, an independent naive loop, symmetry
+"""pfml_core.physics.field against hand-computed values, an independent naive loop, symmetry
 properties and PyTorch autograd / finite differences."""
 import math
 
 import pytest
 import torch
 
-from pfml_core import physics as ph
-from pfml_core.energy_kernel import gram_energy
+from pfml_core.physics import field as ph
+from pfml_core.physics.kernel import gram_energy
 
 F64 = torch.float64
 

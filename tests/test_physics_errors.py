@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from pfml_core import physics as ph
-from pfml_core.loss import PotentialFieldLoss
+from pfml_core.physics import field as ph
+from pfml_core.physics.loss import PotentialFieldLoss
 
 X = torch.randn(4, 3)
 Y = torch.tensor([0, 1, 1, 0])

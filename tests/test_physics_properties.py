@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pfml_core import physics as ph
+from pfml_core.physics import field as ph
 
 settings.register_profile("pfml", max_examples=60, deadline=None)
 settings.load_profile("pfml")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pfml_core.potentials import POTENTIALS, get_potential
+from pfml_core.physics.potentials import POTENTIALS, get_potential
 
 D = torch.linspace(0.02, 2.0, 400, dtype=torch.float64)
 D = D[(D - 0.25).abs() > 1e-3]  # keep clear of the kink at delta

@@ -1,9 +1,9 @@
-"""pfml_core.projection: PCA against sklearn, Procrustes alignment recovering a known
+"""pfml_core.eval.projection: PCA against sklearn, Procrustes alignment recovering a known
 rotation, UMAP warm start keeping consecutive maps close."""
 import numpy as np
 import pytest
 
-from pfml_core import projection
+from pfml_core.eval import projection
 
 
 def test_pca_matches_sklearn_up_to_sign():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pfml_core.metrics import retrieval_metrics
-from pfml_core.retrieval import chunked_recall_at_k, dense_recall_at_k
+from pfml_core.eval.metrics import retrieval_metrics
+from pfml_core.eval.retrieval import chunked_recall_at_k, dense_recall_at_k
 
 
 def _random(n=300, d=16, classes=20, seed=0):
@@ -92,7 +92,7 @@ def test_cuda_equals_cpu():
 
 
 def test_never_builds_the_full_matrix(monkeypatch):
-    import pfml_core.retrieval as r
+    import pfml_core.eval.retrieval as r
 
     seen = []
     real = r._scores

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from pfml_core import state
-from pfml_core.toy import build_scene
+from pfml_core.playground import url_state as state
+from pfml_core.playground.scene import build_scene
 
 
 def test_defaults_parse_from_an_empty_url_without_notices():

@@ -1,4 +1,4 @@
-"""pfml_core.store: atomic claims under concurrency, outcomes, cancellation, dead-worker
+"""pfml_core.lab.store: atomic claims under concurrency, outcomes, cancellation, dead-worker
 reaping, and a store that survives a restart (a new connection in a new process)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from pfml_core.store import Store, pid_alive, runs_dir
+from pfml_core.lab.store import Store, pid_alive, runs_dir
 
 
 def _grid(store, n=3, kind="noise"):
@@ -42,7 +42,7 @@ def test_create_and_read_back_in_another_process(tmp_path):
     gid = _grid(s, 4)
     assert s._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
-    code = ("import sys, json; from pfml_core.store import Store; s = Store(sys.argv[1]); "
+    code = ("import sys, json; from pfml_core.lab.store import Store; s = Store(sys.argv[1]); "
             "print(json.dumps([[r['idx'], r['status'], r['params']['seed']] for r in s.runs(int(sys.argv[2]))]))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "lab.sqlite"), str(gid)],
                          capture_output=True, text=True, check=True).stdout

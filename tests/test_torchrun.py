@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pfml_core import runs
+from pfml_core.training import run_folder as runs
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
@@ -69,7 +69,7 @@ def test_warmup_keeps_the_backbone_fixed(tmp_path):
     warm, cold = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=True)["model"]
                   for n in ("warm", "cold"))
     torch.manual_seed(3)  # the untrained network of seed 3, as the engine builds it
-    from pfml_core.models import build_model
+    from pfml_core.training.models import build_model
     init = build_model("mlp", (20,), 64).state_dict()
     torch.testing.assert_close(warm["trunk.1.weight"], init["trunk.1.weight"])  # untouched
     assert not torch.allclose(warm["head.weight"], init["head.weight"])  # the head learned

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from pfml_core import descent, physics
-from pfml_core.toy import PRESETS, SceneConfig, build_scene, flip_labels
+from pfml_core.playground import descent
+from pfml_core.physics import field as physics
+from pfml_core.playground.scene import PRESETS, SceneConfig, build_scene, flip_labels
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

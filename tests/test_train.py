@@ -1,4 +1,4 @@
-"""pfml_core.train: the engine learns (held-out Recall@1 and MAP@R rise well above the
+"""pfml_core.training.engine: the engine learns (held-out Recall@1 and MAP@R rise well above the
 untrained network's), stops cleanly keeping finished epochs, and writes run folders that
 round-trip; ResNet-18 (weights=None) trains on a tiny generated image folder."""
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pfml_core import runs
-from pfml_core.models import build_model
-from pfml_core.train import TrainConfig, train
+from pfml_core.training import run_folder as runs
+from pfml_core.training.models import build_model
+from pfml_core.training.engine import TrainConfig, train
 
 FAST = dict(eval_subset=400, seed=0, device="cpu")
 

@@ -1,4 +1,4 @@
-"""pfml_core.worker: grids run in detached worker processes, land in the store, can be
+"""pfml_core.lab.worker: grids run in detached worker processes, land in the store, can be
 cancelled, survive a SIGKILL with finished runs intact, and two grids at once stay apart."""
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import signal
 
 import pytest
 
-from pfml_core import lab, worker
-from pfml_core.store import Store, pid_alive
+from pfml_core.lab import grid as lab
+from pfml_core.lab import worker
+from pfml_core.lab.store import Store, pid_alive
 from tests.lab_fakes import expected_r1
 from tests.lab_helpers import wait_for
 

@@ -1,5 +1,5 @@
 """Decay explorer: 1-D attraction and repulsion potentials and force magnitude vs distance,
-PFML (Eq. 1-2) beside the non-decaying potentials of pfml_core.potentials."""
+PFML (Eq. 1-2) beside the non-decaying potentials of pfml_core.physics.potentials."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from pfml_core import physics
-from pfml_core.potentials import POTENTIALS
+from pfml_core.physics import field as physics
+from pfml_core.physics.potentials import POTENTIALS
 
 STYLES = {"pfml": dict(color="#1f4e9c", width=3), "contrastive": dict(color="#d62728", dash="dash"),
           "linear": dict(color="#7f7f7f", dash="dot")}

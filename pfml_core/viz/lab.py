@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from pfml_core import lab_paper
+from pfml_core.lab import paper as lab_paper
 
 PAPER_STYLE = {"dash": "dot", "width": 2}
 

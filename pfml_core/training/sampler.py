@@ -17,7 +17,7 @@ class DistributedClassBalancedSampler(torch.utils.data.Sampler):
     def __init__(self, labels, classes_per_batch: int, samples_per_class: int,
                  max_batches: int | None = None, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None):
-        from pfml_core import distributed  # late: keeps this module free of process groups
+        from pfml_core.training import distributed  # late: keeps this module free of process groups
 
         self.labels = np.asarray(labels).reshape(-1)
         self.classes = np.unique(self.labels)

@@ -8,8 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from pfml_core.descent import Dynamics
-from pfml_core.toy import PRESETS, SceneConfig
+from pfml_core.playground.descent import Dynamics
+from pfml_core.playground.scene import PRESETS, SceneConfig
 
 PREFIX = "pg_"  # URL / session-state key prefix of the playground
 HIDE = "hide"  # URL option: comma-separated control names to hide (classroom mode)

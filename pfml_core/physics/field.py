@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from pfml_core import guards
-from pfml_core.energy_kernel import gram_energy, inv_pow
-from pfml_core.potentials import Potential, get_potential
+from pfml_core.physics.kernel import gram_energy, inv_pow
+from pfml_core.physics.potentials import Potential, get_potential
 
 Tensor = torch.Tensor
 EPS = 1e-6  # distance clamp (spec §4): keeps 1/d^alpha and its gradient finite at d = 0

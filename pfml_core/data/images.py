@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pfml_core.data import Dataset
+from pfml_core.data.dataset import Dataset
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MAX_IMAGES = 20_000  # keeps an upload from exhausting memory

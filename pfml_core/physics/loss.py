@@ -7,7 +7,7 @@ from pytorch_metric_learning.losses import BaseMetricLossFunction
 from pytorch_metric_learning.utils import common_functions as c_f
 
 from pfml_core import guards
-from pfml_core.physics import EPS, REDUCTIONS, total_energy
+from pfml_core.physics.field import EPS, REDUCTIONS, total_energy
 
 
 class PotentialFieldLoss(BaseMetricLossFunction):

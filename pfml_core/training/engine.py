@@ -2,7 +2,7 @@
 It reads top to bottom: prepare data -> build model and loss -> evaluate the untrained
 network (epoch 0) -> for each epoch: steps, evaluate, record, checkpoint.
 
-Under torchrun the same code runs once per rank (pfml_core.distributed): every rank draws
+Under torchrun the same code runs once per rank (pfml_core.training.distributed): every rank draws
 the same global class-balanced batch and embeds its slice, the loss sees ALL ranks'
 embeddings, proxies stay identical, evaluation is sharded, and rank 0 alone writes."""
 from __future__ import annotations
@@ -16,14 +16,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pfml_core import baselines, distributed, runs, transforms
-from pfml_core.benchmarks import BENCHMARKS, benchmark_datasets
-from pfml_core.data import Dataset, load_dataset, split, with_noise
-from pfml_core.metrics import proxy_w2, retrieval_metrics
-from pfml_core.models import build_model, resolve
-from pfml_core.dist_sampler import DistributedClassBalancedSampler
-from pfml_core.retrieval import chunked_recall_at_k
-from pfml_core.train_config import TrainConfig
+from pfml_core.training import losses as baselines
+from pfml_core.training import distributed
+from pfml_core.training import run_folder as runs
+from pfml_core.data import batch_transforms as transforms
+from pfml_core.data.benchmarks import BENCHMARKS, benchmark_datasets
+from pfml_core.data.bundled import load_dataset
+from pfml_core.data.dataset import Dataset, split, with_noise
+from pfml_core.eval.metrics import proxy_w2, retrieval_metrics
+from pfml_core.training.models import build_model, resolve
+from pfml_core.training.sampler import DistributedClassBalancedSampler
+from pfml_core.eval.retrieval import chunked_recall_at_k
+from pfml_core.training.config import TrainConfig
 
 __all__ = ["TrainConfig", "EpochSnapshot", "TrainResult", "train", "resolve_device"]
 SNAPSHOT_ROWS = 4000  # held-out embeddings kept per epoch (the UMAP view); metrics use all
@@ -163,7 +167,7 @@ def run_epoch(model, loss_fn, optimizer, prep: Prepared, batches, device, gen,
 
 
 def _freeze_bn(model) -> None:
-    from pfml_core.configs import freeze_batchnorm
+    from pfml_core.training.presets import freeze_batchnorm
 
     freeze_batchnorm(distributed.unwrap(model))
 

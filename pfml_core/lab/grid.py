@@ -36,7 +36,7 @@ def _check_size(n: int) -> None:
 
 def check_data(data: str) -> str:
     """A bundled dataset name or an existing path (checked before a whole grid is queued)."""
-    from pfml_core.data import BUNDLED
+    from pfml_core.data.bundled import BUNDLED
 
     if data not in BUNDLED and not Path(str(data)).expanduser().exists():
         raise ValueError(f"data must be one of {sorted(BUNDLED)} or an existing path, got {data!r}")
@@ -46,7 +46,7 @@ def check_data(data: str) -> str:
 def _config(data: str, base: dict | None, **fields) -> dict:
     """A validated TrainConfig dict."""
     cfg = {"data": data, **(base or {}), **fields}
-    from pfml_core.train_config import TrainConfig
+    from pfml_core.training.config import TrainConfig
 
     tc = TrainConfig.from_dict(cfg)
     tc.validate()
@@ -54,7 +54,7 @@ def _config(data: str, base: dict | None, **fields) -> dict:
 
 
 def loss_names() -> list[str]:
-    from pfml_core.baselines import LOSSES
+    from pfml_core.training.losses import LOSSES
     return list(LOSSES)
 
 

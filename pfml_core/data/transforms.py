@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from pfml_core import guards
-from pfml_core.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pfml_core.data.batch_transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:

@@ -170,7 +170,7 @@ def load_benchmark(name: str, root, **kwargs) -> BenchmarkSplit:
 
 class ImageListDataset(torch.utils.data.Dataset):
     """(path, label) items read lazily with PIL as RGB; transform: PIL image -> tensor
-    (pfml_core.paper_transforms)."""
+    (pfml_core.data.transforms)."""
 
     def __init__(self, items: Items, transform):
         self.items, self.transform = list(items), transform
@@ -232,10 +232,10 @@ class LazyImages:
 
 
 def benchmark_datasets(name: str, root):
-    """(train, test) pfml_core.data.Dataset pairs of a benchmark's zero-shot split, images
+    """(train, test) pfml_core.data.dataset.Dataset pairs of a benchmark's zero-shot split, images
     read lazily: training crops (224, random resized + flip), test 256 -> 224 centre."""
-    from pfml_core.data import Dataset
-    from pfml_core.paper_transforms import EvalTransform, TrainTransform
+    from pfml_core.data.dataset import Dataset
+    from pfml_core.data.transforms import EvalTransform, TrainTransform
 
     s = load_benchmark(name, root)
     out = []  # crops draw from torch's global RNG, seeded by the engine

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pfml_core import lab, worker
-from pfml_core.store import Store
+from pfml_core.lab import grid as lab
+from pfml_core.lab import worker
+from pfml_core.lab.store import Store
 
 
 def _floats(s: str) -> list[float]:
@@ -104,7 +105,7 @@ def run_export(args) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pfml_core.lab_cli")
+    ap = argparse.ArgumentParser(prog="python -m pfml_core.lab.commands")
     add_parsers(ap.add_subparsers(dest="command", required=True))
     args = ap.parse_args(argv)
     try:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pfml_core import projection, runs
-from pfml_core.train import EpochSnapshot, TrainConfig, train
+from pfml_core.eval import projection
+from pfml_core.training import run_folder as runs
+from pfml_core.training.engine import EpochSnapshot, TrainConfig, train
 
 
 class TrainJob:

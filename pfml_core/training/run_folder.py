@@ -80,7 +80,7 @@ class Run(NamedTuple):
 
 def load_run(path) -> Run:
     """Reopen a run folder: (config, metrics DataFrame, embeddings dict of arrays)."""
-    from pfml_core.train_config import TrainConfig
+    from pfml_core.training.config import TrainConfig
 
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -117,7 +117,7 @@ def list_runs(root: Path | None = None) -> list[dict]:
 
 def snapshots(run: Run) -> list:
     """A reopened run's epochs as EpochSnapshot objects (what train() handed out)."""
-    from pfml_core.train import EpochSnapshot
+    from pfml_core.training.engine import EpochSnapshot
 
     e, m = run.embeddings, run.metrics
     if not e:

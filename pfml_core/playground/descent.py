@@ -1,5 +1,5 @@
 """Descent of a toy scene on the total energy (paper Eq. 6), plus what the playground draws:
-the class field on a grid and the force on every point. All physics is pfml_core.physics.
+the class field on a grid and the force on every point. All physics is pfml_core.physics.field.
 
 Choice (documented): a step moves samples AND proxies by -step_size * dU/dx, with U the same
 `physics.total_energy(normalize=False)` the loss uses, differentiated by autograd. For the
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pfml_core import guards, physics
-from pfml_core.toy import Scene
+from pfml_core import guards
+from pfml_core.physics import field as physics
+from pfml_core.playground.scene import Scene
 
 GRID = 60  # field resolution per axis
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners
 
 from pfml_core import guards
-from pfml_core.loss import PotentialFieldLoss
+from pfml_core.physics.loss import PotentialFieldLoss
 
 
 class LossBundle(torch.nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 # 20% random label noise, ResNet-50, mean of 5 runs (spec section 6 table).
-# Keys are pfml_core.baselines.LOSSES names; HIST has no implementation here.
+# Keys are pfml_core.training.losses.LOSSES names; HIST has no implementation here.
 NOISE_RATE = 0.20
 NOISE_TABLE = {  # method: (CUB R@1, CUB R@2, Cars R@1, Cars R@2)
     "triplet": (55.1, 68.7, 67.5, 77.9),

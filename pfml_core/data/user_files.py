@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pfml_core.data import Dataset
+from pfml_core.data.dataset import Dataset
 
 MAX_BYTES = 200 * 2**20  # uploads and files larger than this are refused
 IMAGE_SIZE = 64  # side of the square images fed to the CNN / ResNet
@@ -24,7 +24,7 @@ def check_size(path: Path, max_bytes: int = MAX_BYTES) -> None:
 
 def load_path(path: Path, image_size: int = IMAGE_SIZE, max_bytes: int = MAX_BYTES) -> Dataset:
     """Dispatch on what the path is: folder, .zip, .npz or .csv."""
-    from pfml_core import images
+    from pfml_core.data import images
 
     if path.is_dir():
         return images.load_image_folder(path, image_size)

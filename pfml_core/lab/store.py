@@ -24,9 +24,9 @@ CREATE INDEX IF NOT EXISTS runs_grid ON runs(grid_id, status, idx);
 
 
 def runs_dir() -> Path:
-    """Where runs live: pfml_core.runs.runs_dir() when present, else $PFML_RUNS_DIR or ./runs."""
+    """Where runs live: pfml_core.training.run_folder.runs_dir() when present, else $PFML_RUNS_DIR or ./runs."""
     try:
-        from pfml_core.runs import runs_dir as _runs_dir
+        from pfml_core.training.run_folder import runs_dir as _runs_dir
     except ImportError:
         return Path(os.environ.get("PFML_RUNS_DIR", "runs"))
     return Path(_runs_dir())

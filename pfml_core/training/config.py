@@ -7,20 +7,20 @@ import re
 from dataclasses import dataclass, field
 
 from pfml_core import guards
-from pfml_core.data import SPLITS
-from pfml_core.models import MODELS
+from pfml_core.data.dataset import SPLITS
+from pfml_core.training.models import MODELS
 
 
 @dataclass
 class TrainConfig:
     data: str = "mnist5k"        # "mnist5k" | "digits" | path to image folder / .zip / .npz / .csv
                                  # | a benchmark ("cub200", "cars196", "sop") with data_root
-    data_root: str | None = None  # the benchmark's unpacked folder (pfml_core.benchmarks)
+    data_root: str | None = None  # the benchmark's unpacked folder (pfml_core.data.benchmarks)
     split: str = "zero-shot"     # first half of the classes train, the rest test (spec §6)
     model: str = "auto"          # "auto" | "mlp" | "cnn" | "resnet18" | "resnet50"
     embedding_size: int = 64
     pretrained: bool = False
-    loss: str = "pfml"           # key of pfml_core.baselines.LOSSES
+    loss: str = "pfml"           # key of pfml_core.training.losses.LOSSES
     loss_params: dict = field(default_factory=dict)  # overrides of the loss's default_params
     noise: float = 0.0           # fraction of TRAINING labels flipped (seeded)
     epochs: int = 10
@@ -50,7 +50,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field; returns self."""
-        from pfml_core.baselines import LOSSES
+        from pfml_core.training.losses import LOSSES
 
         if not isinstance(self.data, str) or not self.data.strip():
             raise ValueError(f"data must be a dataset name or a path, got {self.data!r}")
@@ -83,7 +83,7 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         guards.check_int("warmup_epochs", self.warmup_epochs, 0, self.epochs)
-        from pfml_core.benchmarks import BENCHMARKS
+        from pfml_core.data.benchmarks import BENCHMARKS
 
         if self.data in BENCHMARKS and not self.data_root:
             raise ValueError(f"data {self.data!r} is a benchmark: give data_root, its unpacked "

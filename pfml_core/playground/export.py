@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pfml_core import descent  # noqa: E402
+from pfml_core.playground import descent  # noqa: E402
 from pfml_core.viz.field import CLASS_COLORS, colour_range  # noqa: E402
 
 

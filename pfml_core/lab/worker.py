@@ -1,4 +1,4 @@
-"""Background workers for lab grids: `python -m pfml_core.worker GRID_ID` claims the grid's
+"""Background workers for lab grids: `python -m pfml_core.lab.worker GRID_ID` claims the grid's
 queued runs one at a time, trains each, writes its result to the store as soon as it ends,
 and stops when the grid is cancelled. A run that raises is marked failed and the worker goes
 on; a worker that is killed leaves its run 'running' until Store.reap_stale() sees it dead."""
@@ -14,15 +14,13 @@ import time
 import traceback
 from pathlib import Path
 
-from pfml_core.lab_measure import run_metrics
-from pfml_core.store import Store, pid_alive, runs_dir
-
-ROOT = Path(__file__).resolve().parents[1]
+from pfml_core.lab.measure import run_metrics
+from pfml_core.lab.store import Store, pid_alive, runs_dir
 
 
 def train_run(config: dict, should_stop):
     """The default train function: the training engine on a TrainConfig dict."""
-    from pfml_core.train import TrainConfig, train
+    from pfml_core.training.engine import TrainConfig, train
 
     return train(TrainConfig.from_dict(config), should_stop=should_stop)
 
@@ -100,13 +98,11 @@ def start(grid_id: int, store: Store | None = None, train_fn: str | None = None)
     store = store or Store()
     log_dir = runs_dir() / "lab_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pfml_core.worker", str(grid_id), "--store", str(store.path)]
+    cmd = [sys.executable, "-m", "pfml_core.lab.worker", str(grid_id), "--store", str(store.path)]
     if train_fn:
         cmd += ["--train-fn", train_fn]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p))
     with open(log_dir / f"grid_{grid_id}.log", "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=os.getcwd(), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     store.set_grid(grid_id, pid=proc.pid)
     return proc.pid
@@ -114,7 +110,7 @@ def start(grid_id: int, store: Store | None = None, train_fn: str | None = None)
 
 def _is_worker(pid: int) -> bool:
     try:
-        return b"pfml_core.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"pfml_core.lab.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return pid_alive(pid) and os.getpgid(pid) == pid
 
@@ -143,7 +139,7 @@ def resume(grid_id: int, store: Store | None = None, train_fn: str | None = None
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pfml_core.worker", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m pfml_core.lab.worker", description=__doc__)
     ap.add_argument("grid_id", type=int)
     ap.add_argument("--store", default=None, help="SQLite store (default: runs_dir()/lab.sqlite)")
     ap.add_argument("--train-fn", default=None, help="package.module:function (tests)")

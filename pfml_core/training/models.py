@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pfml_core import guards, transforms
-from pfml_core.resnet import resnet
+from pfml_core import guards
+from pfml_core.data import batch_transforms as transforms
+from pfml_core.training.resnet import resnet
 
 MODELS = ("auto", "mlp", "cnn", "resnet18", "resnet50")
 

@@ -1,5 +1,5 @@
 """The paper's ResNet-50 setups (configs/*.toml) -> one flat dict: the TrainConfig fields
-(pfml_core.train_config) plus the benchmark extras below, validated; and the model, BN
+(pfml_core.training.config) plus the benchmark extras below, validated; and the model, BN
 freezing and image transforms those settings call for."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pfml_core import guards
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data
 EXTRAS = {  # name: default; fields of a config file beyond TrainConfig's
-    "dataset": None,       # key of pfml_core.benchmarks.BENCHMARKS (becomes TrainConfig.data)
+    "dataset": None,       # key of pfml_core.data.benchmarks.BENCHMARKS (becomes TrainConfig.data)
 }
 TABLES = ("optim", "batch", "run")  # TOML tables merged into the top level for readability
 
@@ -45,8 +45,8 @@ def _flatten(raw: dict, path: Path) -> dict:
 def load_config(path_or_name, data_root: str | None = None, **overrides) -> dict:
     """A config file (or the name of one in configs/) -> flat dict of TrainConfig fields
     and EXTRAS; data_root/overrides replace file values. data = the dataset name."""
-    from pfml_core.benchmarks import BENCHMARKS
-    from pfml_core.train_config import TrainConfig
+    from pfml_core.data.benchmarks import BENCHMARKS
+    from pfml_core.training.config import TrainConfig
 
     path, raw = _read(path_or_name)
     flat = {**EXTRAS, **_flatten(raw, path), **overrides}
@@ -64,15 +64,15 @@ def load_config(path_or_name, data_root: str | None = None, **overrides) -> dict
 
 def train_config(flat: dict):
     """The TrainConfig part of a loaded config."""
-    from pfml_core.train_config import TrainConfig
+    from pfml_core.training.config import TrainConfig
 
     return TrainConfig.from_dict({k: v for k, v in flat.items() if k not in EXTRAS})
 
 
 def build_model(config: dict, pretrained: bool | None = None, input_size: int = 224):
-    """The embedding network of a config (pfml_core.models); pretrained overrides the file
+    """The embedding network of a config (pfml_core.training.models); pretrained overrides the file
     (tests pass False: no download). BN is frozen when the config asks for it."""
-    from pfml_core.models import build_model as build
+    from pfml_core.training.models import build_model as build
 
     weights = config["pretrained"] if pretrained is None else pretrained
     model = build(config["model"], (3, input_size, input_size), config["embedding_size"],
@@ -95,7 +95,7 @@ def freeze_batchnorm(model):
 
 def build_transforms(config: dict):
     """(train, eval) PIL -> tensor transforms of the paper (224 crops; 256 -> 224 centre).
-    Not normalised: pfml_core.models' ResNet normalises its input itself."""
-    from pfml_core.paper_transforms import EvalTransform, TrainTransform
+    Not normalised: pfml_core.training.models' ResNet normalises its input itself."""
+    from pfml_core.data.transforms import EvalTransform, TrainTransform
 
     return TrainTransform(size=224, normalize=False), EvalTransform(256, 224, normalize=False)
