@@ -2,8 +2,7 @@
 R@1/R@2 vs noise beside the paper's 20%-noise table, plus where flipped samples ended."""
 import streamlit as st
 
-from pfml_core.lab import grid as lab
-from pfml_core.lab import paper as lab_paper
+from pfml_core import lab
 from pfml_core.viz import lab as viz
 from studio import cache, lab_panel
 from studio.nav import use_app_navigation
@@ -11,7 +10,7 @@ from studio.nav import use_app_navigation
 use_app_navigation()  # first: see studio/nav.py
 st.title("Label-noise lab")
 st.caption("The paper's strongest claim: at 20% flipped labels PFML beats Proxy Anchor by "
-           f"+{lab_paper.noise_gain()['CUB']} (CUB) / +{lab_paper.noise_gain()['Cars']} (Cars) R@1. "
+           f"+{lab.noise_gain()['CUB']} (CUB) / +{lab.noise_gain()['Cars']} (Cars) R@1. "
            "Check it on your data. Grids run in a background worker and are kept in the run store.")
 labels = cache.lab_loss_labels()
 

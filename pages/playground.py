@@ -2,10 +2,8 @@
 total energy (paper Eq. 6), live; every control in the URL (?pg_hide=... hides some)."""
 import streamlit as st
 
-from pfml_core.playground import descent
-from pfml_core.playground import export
+from pfml_core.playground import PRESETS, descent, export
 from pfml_core.playground import url_state as state
-from pfml_core.playground.scene import PRESETS
 from pfml_core.viz import field as vf
 from studio import cache
 from studio.nav import use_app_navigation

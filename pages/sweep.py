@@ -3,7 +3,7 @@
 paper's ablation curve beside the measured one."""
 import streamlit as st
 
-from pfml_core.lab import grid as lab
+from pfml_core import lab
 from pfml_core.viz import lab as viz
 from studio import lab_panel
 from studio.nav import use_app_navigation

@@ -4,15 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pfml_core.data import dataset as data
-from pfml_core.data import user_files as datasets_user
-from pfml_core.eval import metrics
-from pfml_core.training import run_folder as runs
-from pfml_core.training.losses import LOSSES
-from pfml_core.training.models import MODELS
-from pfml_core.eval.projection import snapshot_points
-from pfml_core.training.engine import TrainConfig
-from pfml_core.training.job import TrainJob
+from pfml_core import data, training
+from pfml_core.eval import neighbours, snapshot_points
+from pfml_core.training import LOSSES, MODELS, TrainConfig, TrainJob
 from pfml_core.viz import training as viz
 from studio import cache
 from studio.nav import use_app_navigation
@@ -33,7 +27,7 @@ def data_source(col) -> str | None:
     if f is None:
         return None
     try:
-        return str(datasets_user.store_upload(f.name, f.getvalue(), runs.runs_dir() / "_uploads"))
+        return str(data.store_upload(f.name, f.getvalue(), training.runs_dir() / "_uploads"))
     except ValueError as e:
         col.error(str(e))
         return None
@@ -85,12 +79,12 @@ def start(config: TrainConfig, method: str) -> None:
         return
     if method == "UMAP":
         cache.train_umap_warm_up()
-    job = TrainJob(config, runs.new_run_dir(config), method.lower(), dataset)
+    job = TrainJob(config, training.new_run_dir(config), method.lower(), dataset)
     st.session_state[JOB] = job.start()
 
 
 def past_runs() -> None:
-    listed = runs.list_runs()
+    listed = training.list_runs()
     if not listed:
         return
     with st.expander(f"Past runs ({len(listed)})"):
@@ -125,7 +119,7 @@ def neighbours_view(job: TrainJob, snap, names) -> None:
             if p.get("customdata") and p.get("legendgroup") == "held-out"]
     q = st.number_input("Query (held-out sample #; or click a diamond in the map)", 0,
                         len(snap.labels) - 1, int(rows[0]) if rows else 0, key="train_query")
-    nn = metrics.neighbours(snap.embeddings, int(q), 8)
+    nn = neighbours(snap.embeddings, int(q), 8)
     img = lambda r: images.X[snap.eval_index[r]]  # noqa: E731
     fig = viz.neighbours_figure(img(int(q)), [img(r) for r in nn],
                                 [bool(snap.labels[r] == snap.labels[q]) for r in nn],

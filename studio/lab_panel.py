@@ -9,9 +9,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pfml_core.lab import grid as lab
-from pfml_core.lab import worker
-from pfml_core.lab.store import Store
+from pfml_core import lab
+from pfml_core.lab import Store, worker
 
 ACTIVE = ("queued", "running")
 

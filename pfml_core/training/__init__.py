@@ -4,8 +4,8 @@ from pfml_core.training.config import TrainConfig
 from pfml_core.training.losses import LOSSES
 from pfml_core.training.models import MODELS
 from pfml_core.training.engine import EpochSnapshot, TrainResult, resolve_device, train
-from pfml_core.training.run_folder import list_runs, load_run, runs_dir, snapshots
+from pfml_core.training.run_folder import list_runs, load_run, new_run_dir, runs_dir, snapshots
 from pfml_core.training.job import TrainJob
 
 __all__ = ["EpochSnapshot", "LOSSES", "MODELS", "TrainConfig", "TrainJob", "TrainResult",
-           "list_runs", "load_run", "resolve_device", "runs_dir", "snapshots", "train"]
+           "list_runs", "load_run", "new_run_dir", "resolve_device", "runs_dir", "snapshots", "train"]
