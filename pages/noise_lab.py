@@ -28,7 +28,7 @@ with st.form("noise_form"):
 if go:
     lab_panel.launch("noise", lambda: lab.noise_grid(
         path.strip() or data, losses, [r / 100 for r in rates],
-        lab_panel.parse_list("seeds", seeds, int),
+        lab.parse_list("seeds", seeds, int),
         base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None}), "noise_grid")
 
 

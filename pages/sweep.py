@@ -29,7 +29,7 @@ with st.form("sweep_form"):
     batches = c3.number_input("Batches per epoch (0 = all)", 0, 10_000, 0, key="sweep_batches")
     go = st.form_submit_button("Run sweep", type="primary")
 if go:
-    p = lab_panel.parse_list
+    p = lab.parse_list
     lab_panel.launch("sweep", lambda: lab.sweep_grid(
         path.strip() or data, p("alpha", alpha), p("delta", delta), p("delta_rep − delta", gap),
         p("proxies per class", proxies, int), p("seeds", seeds, int), mode=mode,

@@ -1,4 +1,4 @@
-"""The parts the noise-lab and sweep pages share: parse comma lists, start a grid in a
+"""The parts the noise-lab and sweep pages share: start a grid in a
 background worker, pick a stored grid, and show its progress with Cancel/Resume and CSV.
 All state lives in the store (runs_dir()/lab.sqlite), so a refresh or restart loses nothing."""
 from __future__ import annotations
@@ -22,17 +22,6 @@ def store():
         yield s
     finally:
         s.close()
-
-
-def parse_list(name: str, text: str, cast=float) -> list:
-    """'0, 1,2' -> [0, 1, 2]; ValueError naming the field on anything else."""
-    try:
-        values = [cast(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
-    if not values:
-        raise ValueError(f"{name} must list at least one value, got {text!r}")
-    return values
 
 
 def launch(kind: str, build, key: str, what: str = "Grid") -> int | None:

@@ -82,20 +82,3 @@ def chunked_recall_at_k(query: Tensor, labels: Tensor, ks=(1, 2, 4, 8),
         counted += int(has_pos.sum())
     return {f"R@{k}": (float(h) / counted if counted else float("nan"))
             for k, h in zip(ks, hits.tolist())}
-
-
-def dense_recall_at_k(query, labels, ks=(1, 2, 4, 8), reference=None, reference_labels=None,
-                      metric: str = "euclidean") -> dict[str, float]:
-    """Reference for tests only (N x N in memory): full stable sort of every row."""
-    labels, ref, ref_labels, ks = _check(query, labels, reference, reference_labels, ks, metric)
-    if metric == "cosine":
-        query, ref = (torch.nn.functional.normalize(t, dim=1) for t in (query, ref))
-    s = _scores(query, ref, ref.pow(2).sum(1), metric)
-    order = torch.sort(s, dim=1, descending=True, stable=True).indices  # ties: lower index first
-    if reference is None:
-        order = torch.stack([row[row != i] for i, row in enumerate(order)])
-    match = ref_labels[order] == labels.unsqueeze(1)  # (Q, N or N - 1) in neighbour order
-    valid = match.any(1)
-    n_valid = int(valid.sum())
-    return {f"R@{k}": int(match[:, :k].any(1)[valid].sum()) / n_valid if n_valid
-            else float("nan") for k in ks}

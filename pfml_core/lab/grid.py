@@ -165,3 +165,14 @@ def gain(agg: pd.DataFrame, method: str = "pfml", over: str = "proxy_anchor",
     if method not in wide or over not in wide:
         return pd.DataFrame(columns=["noise", "gain"])
     return (wide[method] - wide[over]).rename("gain").reset_index().dropna()
+
+
+def parse_list(name: str, text: str, cast=float) -> list:
+    """'0, 1,2' -> [0, 1, 2]; ValueError naming the field on anything else."""
+    try:
+        values = [cast(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name} must list at least one value, got {text!r}")
+    return values

@@ -9,6 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from pfml_core.training.run_folder import runs_dir
+
 RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
 GRID_KINDS = ("noise", "sweep")
 SCHEMA = """
@@ -21,15 +23,6 @@ CREATE TABLE IF NOT EXISTS runs (
   metrics TEXT, started REAL, finished REAL, error TEXT, worker_pid INTEGER);
 CREATE INDEX IF NOT EXISTS runs_grid ON runs(grid_id, status, idx);
 """
-
-
-def runs_dir() -> Path:
-    """Where runs live: pfml_core.training.run_folder.runs_dir() when present, else $PFML_RUNS_DIR or ./runs."""
-    try:
-        from pfml_core.training.run_folder import runs_dir as _runs_dir
-    except ImportError:
-        return Path(os.environ.get("PFML_RUNS_DIR", "runs"))
-    return Path(_runs_dir())
 
 
 def default_path() -> Path:
