@@ -1,5 +1,5 @@
 """configs/*.toml through pfml_core/configs.py: every file parses to the paper's settings
-(PFML_SPEC.md §3, §6), builds its ResNet-50 (no download), and bad files fail clearly."""
+(docs/method.md, sections 3 and 6), builds its ResNet-50 (no download), and bad files fail clearly."""
 import numpy as np
 import pytest
 import torch

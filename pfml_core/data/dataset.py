@@ -47,7 +47,7 @@ class Dataset:
 def split(data: Dataset, mode: str = "zero-shot", seed: int = 0,
           test_fraction: float = 0.5) -> tuple[Dataset, Dataset]:
     """(train, test). zero-shot: first half of the classes train, the rest test (the DML
-    protocol, spec §6), labels renumbered per side. same-classes: a stratified split."""
+    protocol, docs/method.md, section 6), labels renumbered per side. same-classes: a stratified split."""
     guards.check_choice("split", mode, SPLITS)
     classes = np.unique(data.y)
     if mode == "zero-shot":

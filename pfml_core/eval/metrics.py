@@ -65,7 +65,7 @@ def w2_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def proxy_w2(embeddings, labels, proxies, proxy_labels) -> dict:
     """W2 between each class's proxies and its embeddings; key 'mean' averages the classes
-    present on both sides (spec §6: decaying losses should give smaller values)."""
+    present on both sides (docs/method.md, section 6: decaying losses should give smaller values)."""
     emb, lab = np.asarray(embeddings), np.asarray(labels)
     prox, plab = np.asarray(proxies), np.asarray(proxy_labels)
     out = {int(c): w2_distance(emb[lab == c], prox[plab == c])

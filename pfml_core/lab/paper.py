@@ -1,4 +1,4 @@
-"""The paper's reported numbers (PFML_SPEC.md section 6) as data, for "paper vs measured"
+"""The paper's reported numbers (docs/method.md, section 6) as data, for "paper vs measured"
 panels: the 20%-label-noise table and the ablation curves read off the authors' figure."""
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ class TrainConfig:
     data: str = "mnist5k"        # "mnist5k" | "digits" | path to image folder / .zip / .npz / .csv
                                  # | a benchmark ("cub200", "cars196", "sop") with data_root
     data_root: str | None = None  # the benchmark's unpacked folder (pfml_core.data.benchmarks)
-    split: str = "zero-shot"     # first half of the classes train, the rest test (spec §6)
+    split: str = "zero-shot"     # first half of the classes train, the rest test (docs/method.md, section 6)
     model: str = "auto"          # "auto" | "mlp" | "cnn" | "resnet18" | "resnet50"
     embedding_size: int = 64
     pretrained: bool = False
@@ -25,8 +25,8 @@ class TrainConfig:
     noise: float = 0.0           # fraction of TRAINING labels flipped (seeded)
     epochs: int = 10
     lr: float = 1e-3
-    proxy_lr_multiplier: float = 100.0  # spec §3: proxies learn 100x faster
-    weight_decay: float = 1e-4   # spec §6 (Cars)
+    proxy_lr_multiplier: float = 100.0  # docs/method.md, section 3: proxies learn 100x faster
+    weight_decay: float = 1e-4   # docs/method.md, section 6 (Cars)
     classes_per_batch: int = 8
     samples_per_class: int = 8
     eval_subset: int = 1000      # fixed subset of held-out samples embedded each epoch

@@ -1,4 +1,4 @@
-"""Registry of the losses PFML is compared with (spec §6 noise table), behind one interface:
+"""Registry of the losses PFML is compared with (docs/method.md, section 6 noise table), behind one interface:
 LOSSES[name].make(num_classes, embedding_size, **params) -> LossBundle."""
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class LossBundle(torch.nn.Module):
 
     def parameter_groups(self, model_parameters, lr: float,
                          proxy_lr_multiplier: float = 100.0) -> list[dict]:
-        """Model at lr, proxies at lr * multiplier (spec §3: 100x)."""
+        """Model at lr, proxies at lr * multiplier (docs/method.md, section 3: 100x)."""
         lr = guards.check_positive("lr", lr)
         mult = guards.check_positive("proxy_lr_multiplier", proxy_lr_multiplier)
         groups = [{"params": list(model_parameters), "lr": lr}]
@@ -96,7 +96,7 @@ def _contrastive(n, d, pos_margin, neg_margin):
 
 
 LOSSES = {s.name: s for s in [
-    # spec §1/§3: alpha near 3, delta in [0.1, 0.3], M = 15 (CUB/Cars); 5 keeps small runs light
+    # docs/method.md, sections 1 and 3: alpha near 3, delta in [0.1, 0.3], M = 15 (CUB/Cars); 5 keeps small runs light
     LossSpec("pfml", "PFML (potential field)", _pfml, True,
              {"alpha": 3.0, "delta": 0.2, "delta_rep": None, "proxies_per_class": 5}),
     LossSpec("proxy_anchor", "Proxy Anchor", _proxy_anchor, True, {"margin": 0.1, "alpha": 32.0}),

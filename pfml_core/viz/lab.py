@@ -1,5 +1,5 @@
 """Figures of the label-noise lab and the sweeps: measured curves with error bars beside the
-paper's numbers (PFML_SPEC.md section 6). Frames in, Plotly figures out."""
+paper's numbers (docs/method.md, section 6). Frames in, Plotly figures out."""
 from __future__ import annotations
 
 import pandas as pd
