@@ -1,14 +1,17 @@
-# make run: set up .venv from the pinned requirements and start the app.
-# make test: same set-up, then every test (browser tests skip loudly without chromium).
+# make run: set up .venv from the pinned requirements.txt and start the app.
+# make test: same set-up plus the test tools (requirements-dev.txt), then every test
+#            (browser tests skip loudly without chromium). make test-fast: the quick subset.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+LOCK := $(shell cat requirements.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(LOCK)
+DEV_STAMP := $(VENV)/.installed-dev-$(LOCK)-$(shell cat requirements-dev.txt | cksum | cut -d' ' -f1)
 PORT ?= 8501
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: run test bench clean
+.PHONY: run test test-fast bench assets clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,14 +20,24 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.installed-dev-* && touch $@
+
 run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest
+
+test-fast: $(DEV_STAMP)
+	$(PY) -m pytest -m "not browser and not slow and not distributed"
 
 bench: $(STAMP)
 	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+assets: $(STAMP)
+	$(PY) assets/build.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .numba_cache

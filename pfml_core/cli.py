@@ -1,96 +1,119 @@
-"""Command line: `python -m pfml_core train --data mnist5k --loss pfml --alpha 3 --delta 0.2
---noise 0.2 --epochs 20 --out runs/NAME` writes a run folder (see pfml_core.training.run_folder).
-`torchrun --nproc_per_node=N -m pfml_core train --config cub200_resnet50 --data-root DIR`
-runs the same engine on N processes (pfml_core.training.distributed); flags given explicitly
-override the config file."""
+"""Command line, the one entry point: `python -m pfml_core train --data mnist5k --loss pfml
+--alpha 3 --delta 0.2 --noise 0.2 --epochs 20 --out runs/NAME` writes a run folder (see
+pfml_core.training.run_folder); `noise-lab`, `sweep` and `lab-export` are the lab's
+(pfml_core.lab.commands). `torchrun --nproc_per_node=N -m pfml_core train --config
+cub200_resnet50 --data-root DIR` runs the same engine on N processes
+(pfml_core.training.distributed).
+
+A flag given on the command line always wins over the --config file, even when it equals
+TrainConfig's default (`--lr 0.001`, `--no-amp`); TrainConfig's defaults fill in only what
+neither the flags nor the file set."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
+from pfml_core.data.dataset import SPLITS
 from pfml_core.lab import commands as lab_cli
 from pfml_core.training.config import TrainConfig
+from pfml_core.training.models import MODELS
 
 LOSS_FLAGS = {"alpha": float, "delta": float, "delta_rep": float, "proxies_per_class": int,
               "margin": float}
+VALUE_FLAGS = {  # TrainConfig field: type; the flag is --field-name
+    "data": str, "split": str, "model": str, "embedding_size": int, "loss": str,
+    "noise": float, "epochs": int, "lr": float, "proxy_lr_multiplier": float,
+    "weight_decay": float, "classes_per_batch": int, "samples_per_class": int,
+    "eval_subset": int, "seed": int, "device": str, "warmup_epochs": int}
+BOOL_FLAGS = ("pretrained", "freeze_bn", "amp")  # --amp / --no-amp
+CHOICES = {"split": SPLITS, "model": MODELS}
+HELP = {
+    "data": "mnist5k | digits | image folder | .zip | .npz | .csv | cub200 | cars196 | sop",
+    "loss": "pfml | proxy_anchor | proxy_nca | multi_similarity | triplet | contrastive",
+    "warmup_epochs": "first epochs train only the head and proxies",
+    "pretrained": "ImageNet weights (needs internet)",
+    "freeze_bn": "BatchNorm fixed (ResNets)",
+    "amp": "bfloat16 autocast on CUDA (ignored elsewhere)",
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train an embedding network and write a run folder")
+    p = sub.add_parser("train", help="train an embedding network and write a run folder",
+                       description="A flag left out takes the --config file's value if there "
+                                   "is one, else the default shown.")
     d = TrainConfig()
     p.add_argument("--config", default=None,
                    help="a configs/*.toml name or path (the paper's benchmark setups)")
-    p.add_argument("--data", default=d.data,
-                   help="mnist5k | digits | image folder | .zip | .npz | .csv | cub200 | cars196 | sop")
     p.add_argument("--data-root", default=None, help="a benchmark's unpacked folder")
-    p.add_argument("--split", default=d.split, choices=["zero-shot", "same-classes"])
-    p.add_argument("--model", default=d.model, choices=["auto", "mlp", "cnn", "resnet18", "resnet50"])
-    p.add_argument("--embedding-size", type=int, default=d.embedding_size)
-    p.add_argument("--pretrained", action="store_true", help="ImageNet weights (needs internet)")
-    p.add_argument("--loss", default=d.loss)
-    for flag, typ in LOSS_FLAGS.items():
-        p.add_argument("--" + flag.replace("_", "-"), type=typ, default=None,
+    # default=None means "not given": only then does the config file or TrainConfig decide
+    for name, typ in VALUE_FLAGS.items():
+        p.add_argument(_flag(name), type=typ, default=None, choices=CHOICES.get(name),
+                       help=f"{HELP.get(name, '')} (default: {getattr(d, name)})".lstrip())
+    for name in BOOL_FLAGS:
+        p.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{HELP[name]} (default: {getattr(d, name)})")
+    for name, typ in LOSS_FLAGS.items():
+        p.add_argument(_flag(name), type=typ, default=None,
                        help="loss parameter (only for losses that take it)")
-    p.add_argument("--loss-params", default="{}", help="JSON dict of further loss parameters")
-    for name in ("noise", "lr", "proxy_lr_multiplier", "weight_decay"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
-    for name in ("epochs", "classes_per_batch", "samples_per_class", "eval_subset", "seed"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    p.add_argument("--loss-params", default=None, help="JSON dict of further loss parameters")
     p.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch")
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--freeze-bn", action="store_true", help="BatchNorm fixed (ResNets)")
-    p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
-                   help="first epochs train only the head and proxies")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     p.add_argument("--out", default=None, help="run folder (default runs/<time>-<loss>-<data>)")
     p.set_defaults(func=run_train)
 
 
-FIELDS = ("data", "split", "model", "embedding_size", "pretrained", "loss", "noise", "epochs",
-          "lr", "proxy_lr_multiplier", "weight_decay", "classes_per_batch", "samples_per_class",
-          "eval_subset", "seed", "device", "freeze_bn", "warmup_epochs", "amp")
-# flags named exactly like TrainConfig fields
-
-
 def _loss_params(a) -> dict:
     """--loss-params (a JSON dict) with the named loss flags laid over it."""
-    try:
-        params = json.loads(a.loss_params)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--loss-params must be a JSON dict, got {a.loss_params!r} ({e})") from None
-    if not isinstance(params, dict):
-        raise ValueError(f"--loss-params must be a JSON dict, got {a.loss_params!r}")
+    params = {}
+    if a.loss_params is not None:
+        try:
+            params = json.loads(a.loss_params)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--loss-params must be a JSON dict, got {a.loss_params!r} "
+                             f"({e})") from None
+        if not isinstance(params, dict):
+            raise ValueError(f"--loss-params must be a JSON dict, got {a.loss_params!r}")
     params.update({k: getattr(a, k) for k in LOSS_FLAGS if getattr(a, k) is not None})
     return params
 
 
-def config_from_args(a) -> TrainConfig:
-    """TrainConfig from flags, or from --config with the flags that differ from their
-    defaults laid over it."""
-    flags, params = {k: getattr(a, k) for k in FIELDS}, _loss_params(a)
-    if a.config is None:
-        return TrainConfig(**flags, loss_params=params, data_root=a.data_root,
-                           max_batches_per_epoch=a.max_batches).validate()
-    from pfml_core.training import presets as configs
-
-    defaults = vars(build_parser().parse_args(["train"]))
-    given = {k: v for k, v in flags.items() if v != defaults[k]}
+def given_fields(a) -> dict:
+    """The TrainConfig fields set on the command line (a flag left out is None)."""
+    given = {k: getattr(a, k) for k in (*VALUE_FLAGS, *BOOL_FLAGS) if getattr(a, k) is not None}
     if a.max_batches is not None:
         given["max_batches_per_epoch"] = a.max_batches
-    config = configs.train_config(configs.load_config(a.config, data_root=a.data_root, **given))
-    config.loss_params = {**config.loss_params, **params}
-    return config.validate()
+    if a.data_root is not None:
+        given["data_root"] = a.data_root
+    return given
+
+
+def config_from_args(a) -> TrainConfig:
+    """TrainConfig from the flags given, laid over the --config file when there is one, laid
+    over TrainConfig's defaults. The file's loss_params are kept only for the file's loss."""
+    given, params = given_fields(a), _loss_params(a)
+    if a.config is None:
+        return TrainConfig(**given, loss_params=params).validate()
+    from pfml_core.training import presets
+
+    base = presets.load_config(a.config, data_root=a.data_root)
+    flat = {**base, **given}
+    kept = base["loss_params"] if flat["loss"] == base["loss"] else {}
+    flat["loss_params"] = {**kept, **params}
+    return presets.train_config(flat).validate()
 
 
 def run_train(a) -> int:
     import torch.distributed
     from tqdm import tqdm
 
-    from pfml_core.training import distributed
-    from pfml_core.training import run_folder as runs
     from pfml_core.data.benchmarks import BENCHMARKS
     from pfml_core.data.bundled import load_dataset
+    from pfml_core.training import distributed
+    from pfml_core.training import run_folder as runs
     from pfml_core.training.engine import train
 
     config = config_from_args(a)
@@ -128,7 +151,7 @@ def run_train(a) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pfml_core", description="PFML Studio tools")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train_parser(sub)
     lab_cli.add_parsers(sub)
     return parser

@@ -19,6 +19,7 @@ TINY = ["--data", "digits", "--epochs", "1", "--max-batches", "2", "--eval-subse
         "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_noise_lab_subprocess_writes_store_and_csv(tmp_path):
     out = tmp_path / "out.csv"
     env = dict(os.environ, PFML_RUNS_DIR=str(tmp_path / "runs"))
@@ -38,6 +39,7 @@ def test_noise_lab_subprocess_writes_store_and_csv(tmp_path):
     assert "R@1 mean" in proc.stdout and f"grid {grid['id']}: done" in proc.stdout
 
 
+@pytest.mark.slow
 def test_sweep_foreground_and_export(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
     rc = cli.main(["sweep", *TINY, "--alpha", "1,3", "--delta", "0.2", "--delta-gap", "0,0.05",
@@ -53,6 +55,7 @@ def test_sweep_foreground_and_export(tmp_path, monkeypatch, capsys):
     assert list(pd.read_csv(tmp_path / "s.csv")["alpha"]) == [1.0, 1.0, 3.0, 3.0]
 
 
+@pytest.mark.slow
 def test_background_mode_returns_and_worker_finishes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
     assert cli.main(["noise-lab", *TINY, "--losses", "contrastive", "--noise", "0.1",
@@ -72,3 +75,17 @@ def test_bad_input_is_a_message(tmp_path, monkeypatch, capsys, argv, match):
     assert cli.main(argv) == 2
     assert match in capsys.readouterr().err
     assert Store().grids() == []  # nothing half-created
+
+
+def test_lab_worker_command_runs_a_stored_grid(tmp_path, capsys):
+    from pfml_core.lab import grid as lab
+    from tests.lab_fakes import expected_r1
+
+    store = Store(tmp_path / "lab.sqlite")
+    spec, runs = lab.noise_grid("digits", ["pfml"], [0.0, 0.2], [0, 1], base={"epochs": 1})
+    gid = store.create_grid("noise", spec, runs)
+    assert cli.main(["lab-worker", str(gid), "--store", str(store.path),
+                     "--train-fn", "tests.lab_fakes:quick"]) == 0
+    assert f"grid {gid}: done" in capsys.readouterr().out
+    assert [r["metrics"]["R@1"] for r in store.runs(gid)] == [
+        expected_r1(r["config"]) for r in store.runs(gid)] == [0.5, 0.51, 0.44, 0.45]

@@ -71,6 +71,7 @@ def test_state_dict_round_trip_with_weights_only():
     assert torch.equal(other.proxies, loss.proxies)
 
 
+@pytest.mark.slow  # 150 training steps
 def test_training_puts_embeddings_next_to_their_own_proxies():
     # 4 Gaussian classes in 8-D; after a short fit the nearest proxy of most samples is their own
     g = torch.Generator().manual_seed(0)

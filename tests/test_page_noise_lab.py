@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from pfml_core.lab import grid as lab
 from pfml_core.lab import worker
 from pfml_core.lab.store import Store
+from tests.lab_fakes import expected_r1
 from tests.lab_helpers import arr, traces, wait_for
 
 PAGE = "../pages/noise_lab.py"
@@ -24,8 +25,15 @@ def page() -> AppTest:
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
+@pytest.fixture
+def fake_trainer(monkeypatch):
+    """Workers the page starts train with tests.lab_fakes.quick (known R@1, no real training)."""
+    start = worker.start
+    monkeypatch.setattr(worker, "start", lambda gid, store=None, train_fn=None:
+                        start(gid, store, "tests.lab_fakes:quick"))
 
-def test_tiny_grid_runs_and_shows_results(runs_dir):
+
+def test_tiny_grid_runs_and_shows_results(runs_dir, fake_trainer):
     at = page()
     assert not at.exception and at.info[0].value.startswith("No grids yet")
     at.selectbox(key="noise_data").set_value("digits")
@@ -39,6 +47,7 @@ def test_tiny_grid_runs_and_shows_results(runs_dir):
     wait_for(lambda: Store().grid(grid["id"])["status"] == "done", 150, "grid done")
     at.run()
     runs = Store().runs(grid["id"])
+    assert [r["metrics"]["R@1"] for r in runs] == [expected_r1(r["config"]) for r in runs]
     agg = at.dataframe[0].value.set_index(["loss", "noise"])
     for r in runs:
         assert agg.loc[(r["params"]["loss"], r["params"]["noise"]), "R@1 mean"] == pytest.approx(r["metrics"]["R@1"])

@@ -7,7 +7,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pfml_core.lab import paper as lab_paper
+from pfml_core.lab import worker
 from pfml_core.lab.store import Store
+from tests.lab_fakes import expected_r1
 from tests.lab_helpers import arr, traces, wait_for
 
 
@@ -21,7 +23,15 @@ def page() -> AppTest:
     return AppTest.from_file("../pages/sweep.py", default_timeout=60).run()
 
 
-def test_tiny_sweep_heatmap_and_paper_curve(runs_dir):
+@pytest.fixture
+def fake_trainer(monkeypatch):
+    """Workers the page starts train with tests.lab_fakes.quick (known R@1, no real training)."""
+    start = worker.start
+    monkeypatch.setattr(worker, "start", lambda gid, store=None, train_fn=None:
+                        start(gid, store, "tests.lab_fakes:quick"))
+
+
+def test_tiny_sweep_heatmap_and_paper_curve(runs_dir, fake_trainer):
     at = page()
     at.selectbox(key="sweep_data").set_value("digits")
     at.text_input(key="sweep_alpha").set_value("1,3")
@@ -34,6 +44,7 @@ def test_tiny_sweep_heatmap_and_paper_curve(runs_dir):
     wait_for(lambda: Store().grid(grid["id"])["status"] == "done", 150, "sweep done")
     at.run()
     runs = Store().runs(grid["id"])
+    assert [r["metrics"]["R@1"] for r in runs] == [expected_r1(r["config"]) for r in runs]
     charts = [traces(c.proto.spec) for c in at.get("plotly_chart")]
     heat = arr(charts[0][None]["z"])  # rows delta, columns alpha
     want = {(r["params"]["delta"], r["params"]["alpha"]): r["metrics"]["R@1"] for r in runs}

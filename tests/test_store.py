@@ -37,6 +37,7 @@ def test_runs_dir_follows_env(tmp_path, monkeypatch):
     assert Store().path == tmp_path / "x" / "lab.sqlite"
 
 
+@pytest.mark.slow  # a fresh interpreter imports pfml_core
 def test_create_and_read_back_in_another_process(tmp_path):
     s = Store(tmp_path / "lab.sqlite")
     gid = _grid(s, 4)
@@ -49,6 +50,7 @@ def test_create_and_read_back_in_another_process(tmp_path):
     assert out.strip() == '[[0, "queued", 0], [1, "queued", 1], [2, "queued", 2], [3, "queued", 3]]'
 
 
+@pytest.mark.slow  # three spawned processes
 def test_concurrent_claims_never_share_a_run(tmp_path):
     path = tmp_path / "lab.sqlite"
     s = Store(path)

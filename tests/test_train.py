@@ -27,6 +27,7 @@ def test_pfml_learns_on_mnist_held_out_classes():
     assert seen[-1].proxies.shape == (5 * 5, 64) and seen[-1].embeddings.shape == (400, 64)
 
 
+@pytest.mark.slow  # trains the engine
 def test_snapshot_marks_flipped_training_samples():
     cfg = TrainConfig(data="digits", noise=0.3, epochs=1, max_batches_per_epoch=2, **FAST)
     snap = train(cfg).history[-1]
@@ -35,6 +36,7 @@ def test_snapshot_marks_flipped_training_samples():
     assert set(snap.labels) == {0, 1, 2, 3, 4}  # held-out classes 5..9 renumbered
 
 
+@pytest.mark.slow  # trains the engine
 def test_stop_keeps_finished_epochs_and_round_trips(tmp_path):
     cfg = TrainConfig(data="digits", loss="proxy_anchor", epochs=5, max_batches_per_epoch=3, **FAST)
     done = []

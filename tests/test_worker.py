@@ -34,6 +34,7 @@ def noise_grid(store, seeds=(0, 1, 2), losses=("pfml",), rates=(0.0,)):
     return store.create_grid("noise", spec, runs)
 
 
+@pytest.mark.slow  # a worker process; test_cancel_stops_the_worker starts one in the fast set
 def test_background_grid_lands_in_store(store):
     gid = noise_grid(store, rates=(0.0, 0.2))
     pid = worker.start(gid, store, FAKE.format("quick"))
@@ -50,6 +51,8 @@ def test_cancel_stops_the_worker(store):
     gid = noise_grid(store)
     pid = worker.start(gid, store, FAKE.format("blocking"))
     wait_for(lambda: statuses(store, gid)[:2] == ["done", "running"], what="run 1 running")
+    # the worker is `python -m pfml_core lab-worker GRID ...`; cancel kills only such a process
+    assert worker._is_worker(pid) and not worker._is_worker(os.getpid())
     worker.cancel(gid, store)
     wait_for(lambda: not pid_alive(pid), what="worker exit")
     assert statuses(store, gid) == ["done", "cancelled", "cancelled"]
@@ -57,6 +60,7 @@ def test_cancel_stops_the_worker(store):
     assert store.runs(gid)[0]["metrics"]["R@1"] == expected_r1(store.runs(gid)[0]["config"])
 
 
+@pytest.mark.slow  # two worker processes
 def test_killed_worker_keeps_finished_runs_and_fails_its_own(store):
     gid = noise_grid(store)
     pid = worker.start(gid, store, FAKE.format("blocking"))
@@ -75,6 +79,7 @@ def test_killed_worker_keeps_finished_runs_and_fails_its_own(store):
     assert statuses(store, gid) == ["done"] * 3 and store.runs(gid)[0] == done_before
 
 
+@pytest.mark.slow  # two worker processes
 def test_two_grids_at_once_stay_apart(store):
     a = noise_grid(store, seeds=range(12))
     spec, runs = lab.sweep_grid("digits", [1, 2, 3, 4], [0.1, 0.2, 0.3], seeds=[5], base=TINY)
@@ -97,6 +102,7 @@ def test_failing_run_is_marked_failed_and_the_grid_goes_on(store):
     assert "boom: fake training failure" in runs[1]["error"] and runs[1]["metrics"] is None
 
 
+@pytest.mark.slow
 def test_real_engine_grid_records_metrics_and_flip_measurements(store):
     gid = noise_grid(store, seeds=(0,), losses=("pfml", "triplet"), rates=(0.3,))
     assert worker.run_grid(gid, store) == "done"

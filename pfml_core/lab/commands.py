@@ -1,10 +1,10 @@
 """CLI for the lab: `python -m pfml_core noise-lab ...` and `python -m pfml_core sweep ...`
 run a grid in the foreground (or --background) into the same store the app reads;
-`lab-export GRID OUT.csv` writes a stored grid's runs as CSV."""
+`lab-export GRID OUT.csv` writes a stored grid's runs as CSV. The parsers are added to
+pfml_core.cli's, the one entry point."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from pfml_core.lab import grid as lab
 from pfml_core.lab import worker
@@ -40,7 +40,8 @@ def _base(args) -> dict:
 
 
 def add_parsers(subparsers) -> None:
-    """Add the noise-lab, sweep and lab-export subcommands to pfml_core.cli's parser."""
+    """Add the noise-lab, sweep and lab-export subcommands to pfml_core.cli's parser, and the
+    hidden lab-worker that worker.start launches as a detached process."""
     p = subparsers.add_parser("noise-lab", help="losses x label-noise rates x seeds")
     _common(p)
     p.add_argument("--losses", default="pfml,proxy_anchor", help="comma list of LOSSES names")
@@ -61,6 +62,11 @@ def add_parsers(subparsers) -> None:
     e.add_argument("out")
     e.add_argument("--store", default=None)
     e.set_defaults(func=run_export)
+    w = subparsers.add_parser("lab-worker")  # no help=: hidden; started by worker.start
+    w.add_argument("grid_id", type=int)
+    w.add_argument("--store", default=None, help="SQLite store (default: runs_dir()/lab.sqlite)")
+    w.add_argument("--train-fn", default=None, help="package.module:function (tests)")
+    w.set_defaults(func=run_worker)
 
 
 def _execute(kind: str, spec: dict, runs: list, args, axes: list[str]) -> int:
@@ -104,16 +110,8 @@ def run_export(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pfml_core.lab.commands")
-    add_parsers(ap.add_subparsers(dest="command", required=True))
-    args = ap.parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def run_worker(args) -> int:
+    """The body of a background worker: `python -m pfml_core lab-worker GRID --store PATH`."""
+    status = worker.run_grid(args.grid_id, Store(args.store), worker.load_train_fn(args.train_fn))
+    print(f"grid {args.grid_id}: {status}", flush=True)
+    return 0

@@ -1,10 +1,9 @@
-"""Background workers for lab grids: `python -m pfml_core.lab.worker GRID_ID` claims the grid's
+"""Background workers for lab grids: `python -m pfml_core lab-worker GRID_ID` claims the grid's
 queued runs one at a time, trains each, writes its result to the store as soon as it ends,
 and stops when the grid is cancelled. A run that raises is marked failed and the worker goes
 on; a worker that is killed leaves its run 'running' until Store.reap_stale() sees it dead."""
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import signal
@@ -98,7 +97,7 @@ def start(grid_id: int, store: Store | None = None, train_fn: str | None = None)
     store = store or Store()
     log_dir = runs_dir() / "lab_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pfml_core.lab.worker", str(grid_id), "--store", str(store.path)]
+    cmd = [sys.executable, "-m", "pfml_core", "lab-worker", str(grid_id), "--store", str(store.path)]
     if train_fn:
         cmd += ["--train-fn", train_fn]
     with open(log_dir / f"grid_{grid_id}.log", "ab") as log:
@@ -109,8 +108,10 @@ def start(grid_id: int, store: Store | None = None, train_fn: str | None = None)
 
 
 def _is_worker(pid: int) -> bool:
+    """Whether pid is a worker that start() launched (`... -m pfml_core lab-worker ...`)."""
     try:
-        return b"pfml_core.lab.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return b"pfml_core" in args and b"lab-worker" in args
     except OSError:
         return pid_alive(pid) and os.getpgid(pid) == pid
 
@@ -136,18 +137,3 @@ def resume(grid_id: int, store: Store | None = None, train_fn: str | None = None
         raise ValueError(f"grid {grid_id} is still {g['status']} (worker pid {g['pid']})")
     store.requeue(grid_id)
     return start(grid_id, store, train_fn)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pfml_core.lab.worker", description=__doc__)
-    ap.add_argument("grid_id", type=int)
-    ap.add_argument("--store", default=None, help="SQLite store (default: runs_dir()/lab.sqlite)")
-    ap.add_argument("--train-fn", default=None, help="package.module:function (tests)")
-    args = ap.parse_args(argv)
-    status = run_grid(args.grid_id, Store(args.store), load_train_fn(args.train_fn))
-    print(f"grid {args.grid_id}: {status}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
