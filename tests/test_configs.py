@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from pfml_core.data import transforms
 from pfml_core.training import presets as configs
 
 PAPER = {  # name: (dataset, weight decay, proxies per class)
@@ -49,8 +50,16 @@ def test_config_builds_its_model(name):
 
 def test_transforms_of_a_config():
     train_tf, eval_tf = configs.build_transforms(configs.load_config("cub200_resnet50"))
-    img = Image.fromarray(np.zeros((300, 400, 3), np.uint8))
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), np.uint8))
     assert train_tf(img).shape == eval_tf(img).shape == (3, 224, 224)
+    # test: 400 x 300 -> 341 x 256 (shorter side 256), centre crop at left 58, top 16
+    expected = np.asarray(img.resize((341, 256), Image.BILINEAR), np.float32)[16:240, 58:282] / 255
+    np.testing.assert_allclose(eval_tf(img).permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    crop = train_tf.transforms[1].transforms[0]  # (RGB, crop + flip, to float): the crop
+    assert (crop.size, crop.scale) == ((224, 224), transforms.PAPER_CROP_SCALE)
+    torch.manual_seed(0)
+    x = train_tf(img)
+    assert 0 <= x.min() and x.max() <= 1  # not normalised: the ResNet normalises its input
 
 
 def test_overrides_and_data_root(tmp_path):

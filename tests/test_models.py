@@ -1,46 +1,58 @@
-"""pfml_core.training.models / resnet / transforms: embedding shapes and norms, and ResNets whose
-state_dict layout is torchvision's (checked against torchvision's published numbers)."""
+"""pfml_core.training.models: embedding shapes and norms, and ResNet trunks that are
+torchvision's own (state_dict keys and parameter counts checked against torchvision's
+published numbers; the ImageNet weights requested, never downloaded, in tests)."""
 import numpy as np
 import pytest
 import torch
 
 from pfml_core.training import models
-from pfml_core.training import resnet
-from pfml_core.data import batch_transforms as transforms
+from pfml_core.vision import models as tv_models
+from pfml_core.vision import torchvision
+
+FC = {"resnet18": 512 * 1000 + 1000, "resnet50": 2048 * 1000 + 1000}  # the classifier removed
 
 
-@pytest.mark.parametrize("name, params, n_keys", [
-    ("resnet18", 11_689_512, 122),   # torchvision's documented parameter counts
-    ("resnet50", 25_557_032, 320),
+@pytest.mark.parametrize("name, params, n_keys, feat", [
+    ("resnet18", 11_689_512, 122, 512),   # torchvision's documented parameter counts
+    ("resnet50", 25_557_032, 320, 2048),
 ])
-def test_resnet_matches_torchvision_layout(name, params, n_keys):
-    net = resnet.resnet(name, pretrained=False)
+def test_resnet_trunk_is_torchvision_resnet(name, params, n_keys, feat):
+    torch.manual_seed(0)
+    net = models.build_model(name, (3, 32, 32), embedding_size=16)
+    resnet = net.trunk[1]
+    assert isinstance(resnet, tv_models.ResNet) and isinstance(resnet.fc, torch.nn.Identity)
+    assert sum(p.numel() for p in resnet.parameters()) == params - FC[name]
     state = net.state_dict()
-    assert sum(p.numel() for p in net.parameters()) == params
-    assert len(state) == n_keys
-    assert state["conv1.weight"].shape == (64, 3, 7, 7)
-    assert state["fc.weight"].shape[0] == 1000
-    assert "layer2.0.downsample.1.running_mean" in state and "layer2.1.downsample.0.weight" not in state
+    reference = getattr(tv_models, name)(weights=None).state_dict()
+    assert len(reference) == n_keys
+    trunk_keys = {k[len("trunk.1."):] for k in state if k.startswith("trunk.1.")}
+    assert trunk_keys == {k for k in reference if not k.startswith("fc.")}  # torchvision's names
+    assert set(state) - {f"trunk.1.{k}" for k in trunk_keys} == {"head.weight", "head.bias"}
+    assert state["trunk.1.conv1.weight"].shape == (64, 3, 7, 7)
+    assert state["head.weight"].shape == (16, feat)
+    assert "trunk.1.layer2.0.downsample.1.running_mean" in state
+    assert "trunk.1.layer2.1.downsample.0.weight" not in state
 
 
 def test_resnet50_bottleneck_keys():
-    state = resnet.resnet("resnet50").state_dict()
-    assert state["layer1.0.downsample.0.weight"].shape == (256, 64, 1, 1)
-    assert state["layer4.2.conv3.weight"].shape == (2048, 512, 1, 1)
+    state = models.build_model("resnet50", (3, 32, 32)).state_dict()
+    assert state["trunk.1.layer1.0.downsample.0.weight"].shape == (256, 64, 1, 1)
+    assert state["trunk.1.layer4.2.conv3.weight"].shape == (2048, 512, 1, 1)
 
 
-def test_pretrained_loads_weights_from_hub(monkeypatch):
-    donor = resnet.resnet("resnet18").state_dict()
+def test_pretrained_asks_torchvision_for_imagenet_weights(monkeypatch):
+    donor = tv_models.resnet18(weights=None).state_dict()
     calls = []
 
-    def fake_load(url, **kw):
-        calls.append((url, kw.get("weights_only")))
+    def fake_load(url, **kw):  # what torchvision would download (no network in tests)
+        calls.append(url)
         return donor
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_load)
-    net = resnet.resnet("resnet18", pretrained=True)
-    assert calls == [(resnet.WEIGHT_URLS["resnet18"], True)]
-    assert torch.equal(net.state_dict()["layer3.1.bn2.weight"], donor["layer3.1.bn2.weight"])
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fake_load)
+    net = models.build_model("resnet18", (3, 32, 32), pretrained=True)
+    assert calls == [tv_models.ResNet18_Weights.IMAGENET1K_V1.url]
+    assert calls[0] == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    assert torch.equal(net.state_dict()["trunk.1.layer3.1.bn2.weight"], donor["layer3.1.bn2.weight"])
 
 
 @pytest.mark.parametrize("name, shape", [("mlp", (5,)), ("mlp", (1, 8, 8)), ("cnn", (1, 28, 28)),
@@ -53,6 +65,15 @@ def test_embeddings_are_unit_norm(name, shape):
     assert torch.allclose(out.norm(dim=1), torch.ones(4), atol=1e-5)
 
 
+def test_resnet_input_is_imagenet_normalised_rgb():
+    net = models.build_model("resnet18", (1, 8, 8)).eval()
+    x = torch.full((2, 1, 8, 8), 0.5)  # grey, one channel
+    seen = net.trunk[0](x)  # what the torchvision ResNet receives
+    assert seen.shape == (2, 3, 8, 8)
+    expect = (0.5 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(seen[1, :, 3, 4].numpy(), expect, rtol=1e-6)
+
+
 def test_auto_and_bad_model():
     assert models.resolve("auto", (10,)) == "mlp"
     assert models.resolve("auto", (1, 28, 28)) == "cnn"
@@ -61,16 +82,5 @@ def test_auto_and_bad_model():
         models.build_model("cnn", (10,))
     with pytest.raises(ValueError, match="model must be one of"):
         models.build_model("vgg", (10,))
-
-
-def test_transforms_against_direct_indexing():
-    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
-    assert torch.equal(transforms.center_crop(x, 4), x[..., 1:5, 1:5])
-    flipped = transforms.hflip(x, p=1.0)
-    assert torch.equal(flipped[..., 0], x[..., 5])
-    n = transforms.normalize(torch.ones(1, 3, 2, 2))
-    expect = (1 - np.array(transforms.IMAGENET_MEAN)) / np.array(transforms.IMAGENET_STD)
-    assert np.allclose(n[0, :, 0, 0].numpy(), expect)
-    g = torch.Generator().manual_seed(0)
-    crop = transforms.random_resized_crop(torch.rand(3, 3, 16, 16), 16, gen=g)
-    assert crop.shape == (3, 3, 16, 16) and crop.min() >= 0 and crop.max() <= 1
+    with pytest.raises(ValueError, match="embedding_size"):
+        models.build_model("mlp", (10,), embedding_size=1)

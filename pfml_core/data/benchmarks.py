@@ -1,8 +1,9 @@
 """The DML benchmarks from their standard folder layouts, with the standard zero-shot
-splits (spec §6): CUB-200-2011 (classes 1-100 train, 101-200 test), Cars-196 (1-98 /
+splits (docs/method.md, section 6.1): CUB-200-2011 (classes 1-100 train, 101-200 test), Cars-196 (1-98 /
 99-196), Stanford Online Products (Ebay_train.txt: 11,318 classes / Ebay_test.txt:
 11,316). Each loader returns (path, label) lists, labels renumbered 0..n-1 per split in
-the order of the original class ids; images are read lazily by ImageListDataset."""
+the order of the original class ids; images are read when a batch needs them, by
+ImageListDataset (a torch Dataset for DataLoader workers)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from pfml_core import guards
+from pfml_core.data.images import IMAGE_EXTS
 
 Items = list[tuple[str, int]]
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass
@@ -169,8 +170,8 @@ def load_benchmark(name: str, root, **kwargs) -> BenchmarkSplit:
 
 
 class ImageListDataset(torch.utils.data.Dataset):
-    """(path, label) items read lazily with PIL as RGB; transform: PIL image -> tensor
-    (pfml_core.data.transforms)."""
+    """(path, label) items read with PIL as RGB when asked for; transform: PIL image ->
+    tensor (pfml_core.data.transforms). ds[i] -> (transform(image), label)."""
 
     def __init__(self, items: Items, transform):
         self.items, self.transform = list(items), transform
@@ -178,70 +179,32 @@ class ImageListDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def labels(self) -> np.ndarray:
-        return np.array([y for _, y in self.items], dtype=np.int64)
-
     def __getitem__(self, i):
         path, label = self.items[i]
         return self.transform(read_rgb(path)), label
 
 
 def read_rgb(path) -> Image.Image:
-    """The image at path as RGB; an unreadable file -> ValueError naming it."""
+    """The image at path as RGB; an unreadable or oversized file -> ValueError naming it."""
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot read image {path!r}: {e}") from None
-
-
-class LazyImages:
-    """Array-like (n, 3, S, S) float32 over image files, decoded only when a batch is taken:
-    `X[rows]` is another lazy view, `np.asarray(X[rows])` decodes those rows (threads).
-    Lets the training engine treat a 60,000-image benchmark like an in-memory array."""
-
-    def __init__(self, paths, transform, size: int = 224, workers: int = 8):
-        self.paths, self.transform = np.asarray(paths, dtype=object), transform
-        self.size, self.workers = size, workers
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return (len(self.paths), 3, self.size, self.size)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, rows) -> "LazyImages":
-        rows = np.atleast_1d(np.arange(len(self.paths))[rows])
-        return LazyImages(self.paths[rows], self.transform, self.size, self.workers)
-
-    def with_transform(self, transform) -> "LazyImages":
-        """The same files read through another transform (e.g. training images, centre-cropped)."""
-        return LazyImages(self.paths, transform, self.size, self.workers)
-
-    def _one(self, path: str) -> np.ndarray:
-        return self.transform(read_rgb(path)).numpy()
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(self.workers, max(len(self.paths), 1))) as pool:
-            images = list(pool.map(self._one, self.paths))
-        out = np.stack(images) if images else np.zeros(self.shape, np.float32)
-        return out.astype(dtype or np.float32, copy=False)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise ValueError(f"cannot read image {path!r}: the file is corrupt or not an image "
+                         f"({type(e).__name__})") from None
 
 
 def benchmark_datasets(name: str, root):
-    """(train, test) pfml_core.data.dataset.Dataset pairs of a benchmark's zero-shot split, images
-    read lazily: training crops (224, random resized + flip), test 256 -> 224 centre."""
+    """(train, test) pfml_core.data.dataset.Dataset records of a benchmark's zero-shot split.
+    X holds the image paths (an object array, shape (n,)): the training engine reads them
+    through ImageListDataset with the paper's transforms."""
     from pfml_core.data.dataset import Dataset
-    from pfml_core.data.transforms import EvalTransform, TrainTransform
 
     s = load_benchmark(name, root)
-    out = []  # crops draw from torch's global RNG, seeded by the engine
-    for items, tf in ((s.train, TrainTransform(224, normalize=False)),
-                      (s.test, EvalTransform(256, 224, normalize=False))):
+    out = []
+    for items in (s.train, s.test):
+        paths = np.array([p for p, _ in items], dtype=object)
         y = np.array([label for _, label in items], dtype=np.int64)
         names = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
-        out.append(Dataset(LazyImages([p for p, _ in items], tf), y, names, "image", name))
+        out.append(Dataset(paths, y, names, "image", name))
     return tuple(out)

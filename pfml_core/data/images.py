@@ -1,36 +1,48 @@
 """Image folders (one sub-folder per class) read from disk or straight from a .zip (never
-extracted, so no path tricks), decoded with PIL, resized to a square and stacked in [0, 1]."""
+extracted, so no path tricks), decoded with PIL, brought to a square by the evaluation
+transform (torchvision Resize + CenterCrop) and stacked in [0, 1]. Sizes are checked before
+reading (pfml_core.data.limits): each file from the zip directory or the file system, each
+image's pixels from its header, the decoded set from its count."""
 from __future__ import annotations
 
 import io
-import zipfile
+import warnings
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pfml_core.data import limits
 from pfml_core.data.dataset import Dataset
+from pfml_core.data.transforms import eval_transform
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}  # every image reader
 MAX_IMAGES = 20_000  # keeps an upload from exhausting memory
 
 
-def decode(raw: bytes | Path, size: int, name: str) -> np.ndarray:
-    """One image -> float32 (3, size, size): shorter side resized to size, centre crop."""
+def decode(raw: bytes | Path, square, name: str,
+           budget: limits.PixelBudget | None = None) -> np.ndarray:
+    """One image -> float32 (3, size, size) through square = eval_transform(size, size):
+    shorter side resized to size, centre crop. Unreadable or oversized -> ValueError; the
+    size is read from the header and charged to `budget` before any pixel is decoded."""
     try:
-        with Image.open(io.BytesIO(raw) if isinstance(raw, bytes) else raw) as im:
-            im = im.convert("RGB")
-            scale = size / min(im.size)
-            w, h = max(size, round(im.width * scale)), max(size, round(im.height * scale))
-            im = im.resize((w, h), Image.BILINEAR)
-            left, top = (w - size) // 2, (h - size) // 2
-            im = im.crop((left, top, left + size, top + size))
-            arr = np.asarray(im, dtype=np.float32) / 255.0  # (H, W, 3)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        with warnings.catch_warnings():  # PIL's own bomb warning: the check below is stricter
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(raw) if isinstance(raw, bytes) else raw)
+        with im:
+            (budget or limits.PixelBudget(name)).take(im.size, name)
+            return square(im).numpy()
+    except limits.LimitError:
+        raise
+    except Image.DecompressionBombError:  # PIL refuses past twice its own limit, at open
+        where = f"{budget.source}: " if budget else ""
+        raise limits.LimitError(f"{where}image {name!r} is over the "
+                                f"{limits.limit('MAX_IMAGE_MEGAPIXELS'):g}-megapixel limit "
+                                "(PFML_MAX_IMAGE_MEGAPIXELS)") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise ValueError(f"cannot read image {name!r}: the file is corrupt or not an "
                          f"image ({type(e).__name__})") from None
-    return arr.transpose(2, 0, 1)
 
 
 def _stack(groups: dict[str, list], read, size: int, source: str) -> Dataset:
@@ -47,28 +59,29 @@ def _stack(groups: dict[str, list], read, size: int, source: str) -> Dataset:
     total = sum(len(v) for v in groups.values())
     if total > MAX_IMAGES:
         raise ValueError(f"{source}: {total} images, over the limit of {MAX_IMAGES}")
+    limits.check_bytes(total * 3 * size * size * 4, source, f"{total} decoded images")
     names = sorted(groups)
-    X, y = [], []
+    square, budget = eval_transform(size, size, normalize=False), limits.PixelBudget(source)
+    X, y = np.empty((total, 3, size, size), np.float32), []  # filled in place: no 2nd copy
     for c, cls in enumerate(names):
         for entry in sorted(groups[cls], key=str):
-            X.append(decode(read(entry), size, str(entry)))
+            X[len(y)] = decode(read(entry), square, f"{cls}/{PurePosixPath(str(entry)).name}",
+                               budget)
             y.append(c)
-    return Dataset(np.stack(X), np.array(y, dtype=np.int64), names, "image", source)
+    return Dataset(X, np.array(y, dtype=np.int64), names, "image", source)
 
 
 def load_image_folder(root: Path, size: int = 64) -> Dataset:
     groups = {d.name: [f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file()]
               for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    limits.check_entries([(f.name, f.stat().st_size) for g in groups.values() for f in g],
+                         root.name)
     return _stack(groups, lambda f: f, size, root.name)
 
 
 def load_image_zip(path: Path, size: int = 64) -> Dataset:
     """A zip of an image folder; a single top-level folder is stepped into."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"{path.name} is not a readable .zip file ({e})") from None
-    with zf:
+    with limits.open_zip(path) as zf:
         entries = [(n, PurePosixPath(n).parts, n.endswith("/")) for n in zf.namelist()
                    if "__MACOSX" not in n and not PurePosixPath(n).name.startswith(".")]
         tops = {p[0] for _, p, _ in entries}
@@ -80,4 +93,6 @@ def load_image_zip(path: Path, size: int = 64) -> Dataset:
                 groups.setdefault(p[0], [])
             if len(p) == 2 and not is_dir and PurePosixPath(n).suffix.lower() in IMAGE_EXTS:
                 groups[p[0]].append(n)
+        limits.check_entries([(n, zf.getinfo(n).file_size) for g in groups.values() for n in g],
+                             path.name)
         return _stack(dict(groups), zf.read, size, path.name)

@@ -1,101 +1,93 @@
-"""The paper's image transforms for the benchmarks, on PIL images (no torchvision): training
-= random resized crop 224 + horizontal flip; test = resize shorter side to 256 + centre crop
-224; both then to a (3, H, W) float tensor in [0, 1] and ImageNet-normalised.
-Randomness comes from torch's RNG (or a given generator), so DataLoader workers and
-torch.manual_seed control it. Geometry follows torchvision's RandomResizedCrop, Resize
-and CenterCrop (scale (0.08, 1), ratio (3/4, 4/3), bilinear)."""
+"""Image transforms, all built from torchvision.transforms.v2 (via pfml_core.vision). They
+take PIL images (benchmark files) and (C, H, W) float tensors (in-memory images) alike.
+
+The paper's protocol (the usual DML one, docs/method.md, section 6.1):
+- training: a random resized crop to 224 x 224 (area share in `scale`, aspect ratio in
+  `ratio`, log-uniform) and a horizontal flip;
+- evaluation: the shorter side resized to 256, then the centre 224 x 224 crop;
+both followed by a float32 (3, H, W) tensor in [0, 1] and, optionally, ImageNet
+normalisation. Randomness comes from torch's RNG, so torch.manual_seed (and the seeds
+DataLoader hands its workers) controls it."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 from PIL import Image
 
 from pfml_core import guards
-from pfml_core.data.batch_transforms import IMAGENET_MEAN, IMAGENET_STD
+from pfml_core.vision import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the statistics torchvision's ImageNet weights expect
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_RATIO = (3 / 4, 4 / 3)  # aspect ratios of a random crop (torchvision's default)
+# Area share of a random training crop. The paper's (torchvision's default) suits photos of
+# 224 px and more, where even 8% of the image is a recognisable part of the object.
+PAPER_CROP_SCALE = (0.08, 1.0)
+# In-memory images are small (28 px MNIST digits, 40-64 px user folders): 8% of a 28 x 28
+# digit is an 8 x 8 patch, often a bare stroke or background, and the label stops being
+# true. Crops of at least half the image keep the object while still varying it.
+SMALL_IMAGE_CROP_SCALE = (0.5, 1.0)
 
 
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB image -> float32 (3, H, W) in [0, 1]."""
-    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+def _rgb(img: Image.Image) -> Image.Image:
+    return img.convert("RGB")
+
+
+def _to_float(normalize: bool) -> list:
+    """PIL or tensor -> plain float32 tensor in [0, 1] (PIL images made RGB first)."""
+    steps = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()]
+    return steps + [v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)] if normalize else steps
+
+
+def to_tensor(img) -> torch.Tensor:
+    """PIL image (any mode) -> float32 (3, H, W) in [0, 1]."""
+    return v2.Compose([v2.Lambda(_rgb, Image.Image), *_to_float(False)])(img)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype).view(3, 1, 1)
-    return (x - mean) / std
+    """ImageNet normalisation of (..., 3, H, W): one image or a batch, on any device."""
+    return v2.functional.normalize(x, list(IMAGENET_MEAN), list(IMAGENET_STD))
 
 
-def resize_shorter(img: Image.Image, size: int) -> Image.Image:
-    """Shorter side to size, aspect kept (longer side truncated, as torchvision does)."""
-    w, h = img.size
-    short, long = min(w, h), max(w, h)
-    new_long = int(size * long / short)
-    return img.resize((size, new_long) if w <= h else (new_long, size), Image.BILINEAR)
+def _interval(name: str, value, high: float | None) -> tuple[float, float]:
+    """(low, high) with 0 < low <= high (<= `high` when given)."""
+    try:
+        low_v, high_v = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
+    if not 0 < low_v <= high_v or (high is not None and high_v > high):
+        bound = f" <= {high}" if high is not None else ""
+        raise ValueError(f"{name} must satisfy 0 < low <= high{bound}, got {value!r}")
+    return low_v, high_v
 
 
-def center_crop(img: Image.Image, size: int) -> Image.Image:
-    w, h = img.size
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return img.crop((left, top, left + size, top + size))  # PIL pads with black if too small
+def random_crop_flip(size: int, scale=PAPER_CROP_SCALE, ratio=CROP_RATIO,
+                     flip_p: float = 0.5) -> v2.Compose:
+    """THE random augmentation: a random resized crop to size x size (area share in scale,
+    aspect in ratio; after 10 misses the centre crop with the aspect clamped to ratio), then
+    a horizontal flip with probability flip_p. Same output type as the input."""
+    size = guards.check_int("size", size, 1)
+    scale, ratio = _interval("scale", scale, 1.0), _interval("ratio", ratio, None)
+    flip_p = guards.check_range("flip_p", flip_p, 0.0, 1.0)
+    return v2.Compose([v2.RandomResizedCrop(size, scale, ratio, antialias=True),
+                       v2.RandomHorizontalFlip(flip_p)])
 
 
-def _uniform(low: float, high: float, gen) -> float:
-    return low + (high - low) * float(torch.rand((), generator=gen))
+def train_transform(size: int = 224, scale=PAPER_CROP_SCALE, ratio=CROP_RATIO,
+                    flip_p: float = 0.5, normalize: bool = True) -> v2.Compose:
+    """Training: random_crop_flip, then float32 (3, size, size) [ImageNet-normalised]."""
+    crop_flip = random_crop_flip(size, scale, ratio, flip_p)
+    return v2.Compose([v2.Lambda(_rgb, Image.Image), crop_flip, *_to_float(normalize)])
 
 
-def crop_box(w: int, h: int, scale, ratio, gen=None) -> tuple[int, int, int, int]:
-    """(left, top, width, height) of a random crop: area share in scale, aspect in ratio
-    (log-uniform); after 10 misses, the centre crop clamped to ratio (torchvision)."""
-    area = w * h
-    for _ in range(10):
-        target = area * _uniform(scale[0], scale[1], gen)
-        aspect = math.exp(_uniform(math.log(ratio[0]), math.log(ratio[1]), gen))
-        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-        if 0 < cw <= w and 0 < ch <= h:
-            top = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
-            left = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
-            return left, top, cw, ch
-    in_ratio = w / h
-    cw, ch = (w, round(w / min(ratio))) if in_ratio < min(ratio) else \
-        (round(h * max(ratio)), h) if in_ratio > max(ratio) else (w, h)
-    return (w - cw) // 2, (h - ch) // 2, cw, ch
+def eval_transform(resize: int = 256, crop: int = 224, normalize: bool = True) -> v2.Compose:
+    """Evaluation: shorter side to resize (aspect kept, longer side truncated), centre crop
+    crop x crop, then float32 (3, crop, crop) [ImageNet-normalised]."""
+    resize = guards.check_int("resize", resize, 1)
+    crop = guards.check_int("crop", crop, 1, resize)
+    return v2.Compose([v2.Lambda(_rgb, Image.Image), v2.Resize(resize), v2.CenterCrop(crop),
+                       *_to_float(normalize)])
 
 
-class TrainTransform:
-    """Random resized crop (size) + horizontal flip (p) [+ ImageNet normalisation]."""
-
-    def __init__(self, size: int = 224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                 flip_p: float = 0.5, normalize: bool = True, generator=None):
-        self.size = guards.check_int("size", size, 1)
-        self.scale, self.ratio = tuple(scale), tuple(ratio)
-        if not 0 < self.scale[0] <= self.scale[1] <= 1:
-            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale!r}")
-        if not 0 < self.ratio[0] <= self.ratio[1]:
-            raise ValueError(f"ratio must satisfy 0 < low <= high, got {ratio!r}")
-        self.flip_p = guards.check_range("flip_p", flip_p, 0.0, 1.0)
-        self.normalize, self.generator = normalize, generator
-
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        left, top, cw, ch = crop_box(*img.size, self.scale, self.ratio, self.generator)
-        img = img.resize((self.size, self.size), Image.BILINEAR,
-                         box=(left, top, left + cw, top + ch))
-        if float(torch.rand((), generator=self.generator)) < self.flip_p:
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        x = to_tensor(img)  # (3, size, size)
-        return normalize(x) if self.normalize else x
-
-
-class EvalTransform:
-    """Resize shorter side to resize, centre crop crop [+ ImageNet normalisation]."""
-
-    def __init__(self, resize: int = 256, crop: int = 224, normalize: bool = True):
-        self.resize = guards.check_int("resize", resize, 1)
-        self.crop = guards.check_int("crop", crop, 1, self.resize)
-        self.normalize = normalize
-
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        x = to_tensor(center_crop(resize_shorter(img, self.resize), self.crop))
-        return normalize(x) if self.normalize else x
+def augment_batch(x: torch.Tensor, crop_flip: v2.Transform) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size, size): crop_flip (random_crop_flip) drawn anew per image."""
+    return torch.stack([crop_flip(img) for img in x])

@@ -3,7 +3,8 @@ the engine, run folders, background jobs and torchrun support."""
 from pfml_core.training.config import TrainConfig
 from pfml_core.training.losses import LOSSES
 from pfml_core.training.models import MODELS
-from pfml_core.training.engine import EpochSnapshot, TrainResult, resolve_device, train
+from pfml_core.training.snapshot import EpochSnapshot, TrainResult
+from pfml_core.training.engine import resolve_device, train
 from pfml_core.training.run_folder import list_runs, load_run, new_run_dir, runs_dir, snapshots
 from pfml_core.training.job import TrainJob
 

@@ -2,14 +2,14 @@
 It reads top to bottom: prepare data -> build model and loss -> evaluate the untrained
 network (epoch 0) -> for each epoch: steps, evaluate, record, checkpoint.
 
-Under torchrun the same code runs once per rank (pfml_core.training.distributed): every rank draws
-the same global class-balanced batch and embeds its slice, the loss sees ALL ranks'
-embeddings, proxies stay identical, evaluation is sharded, and rank 0 alone writes."""
+Batches come from DataLoaders (pfml_core.training.loaders). Under torchrun the same code
+runs once per rank (pfml_core.training.distributed): every rank draws the same global
+class-balanced batch and embeds its slice, the loss sees ALL ranks' embeddings, proxies
+stay identical, evaluation is sharded, and rank 0 alone writes."""
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,58 +19,19 @@ import torch
 from pfml_core.training import losses as baselines
 from pfml_core.training import distributed
 from pfml_core.training import run_folder as runs
-from pfml_core.data import batch_transforms as transforms
-from pfml_core.data.benchmarks import BENCHMARKS, benchmark_datasets
-from pfml_core.data.bundled import load_dataset
-from pfml_core.data.dataset import Dataset, split, with_noise
+from pfml_core.data.dataset import Dataset
+from pfml_core.eval.label_margin import train_margins
 from pfml_core.eval.metrics import proxy_w2, retrieval_metrics
-from pfml_core.training.models import build_model, resolve
-from pfml_core.training.sampler import DistributedClassBalancedSampler
 from pfml_core.eval.retrieval import chunked_recall_at_k
 from pfml_core.training.config import TrainConfig
+from pfml_core.training.loaders import (ArrayImages, Prepared, class_balanced, eval_loader,
+                                        prepare_data, train_loader)
+from pfml_core.training.models import build_model
+from pfml_core.training.snapshot import EpochSnapshot, TrainResult
 
 __all__ = ["TrainConfig", "EpochSnapshot", "TrainResult", "train", "resolve_device"]
-SNAPSHOT_ROWS = 4000  # held-out embeddings kept per epoch (the UMAP view); metrics use all
 FULL_METRICS_ROWS = 20000  # above this, Recall@K only, chunked (no N x N matrix)
-
-
-@dataclass
-class EpochSnapshot:
-    epoch: int
-    loss: float
-    metrics: dict[str, float]
-    embeddings: np.ndarray          # (n, D) eval subset (held-out samples)
-    labels: np.ndarray              # (n,)
-    train_embeddings: np.ndarray    # (m, D) subset of training samples
-    train_labels: np.ndarray        # (m,) labels used in training (noisy)
-    train_true_labels: np.ndarray   # (m,)
-    train_flipped: np.ndarray       # (m,) bool
-    proxies: np.ndarray | None      # (P, D) L2-normalised
-    proxy_labels: np.ndarray | None  # (P,)
-    seconds: float
-    eval_index: np.ndarray = field(default=None)   # (n,) rows of the source dataset
-    train_index: np.ndarray = field(default=None)  # (m,) rows of the source dataset
-
-
-@dataclass
-class TrainResult:
-    config: TrainConfig
-    history: list[EpochSnapshot]
-    stopped: bool
-    model: torch.nn.Module
-    loss_fn: baselines.LossBundle
-    out_dir: Path | None
-
-
-@dataclass
-class Prepared:
-    train: Dataset       # noisy labels in y, true labels in true_y
-    test: Dataset
-    eval_rows: np.ndarray  # fixed rows of test embedded every epoch
-    view_rows: np.ndarray  # fixed rows of train embedded every epoch
-    augment: bool
-    view_X: object = None  # what view_rows index: train.X, or its test-transform twin (lazy)
-    keep: np.ndarray = None  # positions in eval_rows kept in snapshots (at most SNAPSHOT_ROWS)
+MARGIN_ROWS = 20000  # in-memory training sets up to this size: label margins of every row
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -89,43 +50,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_data(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
-    if dataset is None and config.data in BENCHMARKS:  # standard zero-shot split, lazy images
-        train_set, test_set = benchmark_datasets(config.data, config.data_root)
-    else:
-        data = dataset if dataset is not None else load_dataset(config.data)
-        train_set, test_set = split(data, config.split, config.seed)
-    train_set = with_noise(train_set, config.noise, config.seed)
-    rng = np.random.default_rng(config.seed)
-    pick = lambda n: np.sort(rng.choice(n, min(n, config.eval_subset), replace=False))  # noqa: E731
-    eval_rows, view_rows = pick(len(test_set.y)), pick(len(train_set.y))[:SNAPSHOT_ROWS]
-    model = resolve(config.model, train_set.X.shape[1:])
-    lazy = not isinstance(train_set.X, np.ndarray)  # benchmark images: cropped when read
-    view_X = train_set.X.with_transform(test_set.X.transform) if lazy else train_set.X
-    keep = np.sort(np.random.default_rng(0).choice(
-        len(eval_rows), min(len(eval_rows), SNAPSHOT_ROWS), replace=False))
-    return Prepared(train_set, test_set, eval_rows, view_rows,
-                    model.startswith("resnet") and not lazy, view_X, keep)
-
-
 def _autocast(device, amp: bool):
     """bfloat16 autocast on CUDA when asked (no GradScaler needed; the PFML energy itself
     runs in float32, see distributed.GatheredLoss); a no-op elsewhere."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
 
 
+def _to(t: torch.Tensor, device) -> torch.Tensor:
+    """Onto the device; asynchronous on CUDA, where the loaders pin their batches."""
+    return t.to(device, non_blocking=torch.device(device).type == "cuda")
+
+
 @torch.no_grad()
-def embed(model, X, device, batch_size: int = 256, amp: bool = False) -> np.ndarray:
-    """(n, ...) -> (n, D) float32 in eval mode. Under torch.distributed each rank embeds a
-    contiguous share and the shares are gathered back in order."""
+def embed(model, loader, device, amp: bool = False) -> np.ndarray:
+    """The (x, y) batches of loader (this rank's share, see eval_loader) -> (n, D) float32,
+    in eval mode; under torch.distributed the ranks' shares are gathered back in order."""
     model = distributed.unwrap(model)
     model.eval()
-    share = np.array_split(np.arange(len(X)), distributed.world_size())[distributed.rank()]
     out = []
-    for i in range(0, len(share), batch_size):
-        x = torch.as_tensor(np.asarray(X[share[i:i + batch_size]], dtype=np.float32))
+    for x, _ in loader:
         with _autocast(torch.device(device), amp):
-            out.append(model(x.to(device)).float())
+            out.append(model(_to(x, device)).float())
     D = model.head.out_features if hasattr(model, "head") else 0
     local = torch.cat(out) if out else torch.zeros(0, D, device=device)
     return distributed.gather(local).cpu().numpy()
@@ -146,23 +91,20 @@ def train_step(model, loss_fn, optimizer, x: torch.Tensor, y: torch.Tensor,
     return float(loss.detach())
 
 
-def run_epoch(model, loss_fn, optimizer, prep: Prepared, batches, device, gen,
-              should_stop, on_batch, config: TrainConfig, frozen=()) -> tuple[float, bool]:
+def run_epoch(model, loss_fn, optimizer, loader, device, should_stop, on_batch,
+              config: TrainConfig, frozen=()) -> tuple[float, bool]:
     """(mean batch loss, stopped); stopped means the epoch was cut short."""
     model.train()
     if config.freeze_bn:
         _freeze_bn(model)  # model.train() switched BatchNorm back on
     losses = []
-    for i, rows in enumerate(batches):
+    for i, (x, y) in enumerate(loader):
         if should_stop is not None and should_stop():
             return float("nan"), True
-        x = torch.as_tensor(np.asarray(prep.train.X[rows], dtype=np.float32))
-        x = transforms.augment(x, gen) if prep.augment else x
-        y = torch.from_numpy(prep.train.y[rows])
-        losses.append(train_step(model, loss_fn, optimizer, x.to(device), y.to(device),
+        losses.append(train_step(model, loss_fn, optimizer, _to(x, device), _to(y, device),
                                  config.amp, frozen))
         if on_batch is not None:
-            on_batch(i + 1, len(batches), losses[-1])
+            on_batch(i + 1, len(loader), losses[-1])
     return float(np.mean(losses)), False
 
 
@@ -176,10 +118,12 @@ def evaluate(epoch, loss, model, loss_fn, prep: Prepared, device, seconds,
              amp: bool = False) -> EpochSnapshot:
     """Embed the fixed subsets, compute retrieval metrics on the held-out ones (Recall@K
     chunked on the device when they are many), keep at most SNAPSHOT_ROWS for the views."""
-    emb = embed(model, prep.test.X[prep.eval_rows], device, amp=amp)
+    emb = embed(model, eval_loader(prep.test_images, prep.eval_rows, prep.workers, device),
+                device, amp)
     labels = prep.test.y[prep.eval_rows]
-    tr = prep.view_rows
-    train_emb = embed(model, prep.view_X[tr], device, amp=amp)
+    tr, rows = prep.view_rows, margin_rows(prep)
+    all_emb = embed(model, eval_loader(prep.view_images, rows, prep.workers, device), device, amp)
+    train_emb = all_emb[np.searchsorted(rows, tr)]  # rows holds tr; both sorted
     if len(emb) > FULL_METRICS_ROWS:
         metrics = chunked_recall_at_k(torch.from_numpy(emb).to(device), torch.from_numpy(labels).to(device))
         metrics.update({"MAP@R": float("nan"), "R-precision": float("nan"), "NMI": float("nan")})
@@ -192,15 +136,17 @@ def evaluate(epoch, loss, model, loss_fn, prep: Prepared, device, seconds,
     keep = prep.keep  # the same rows each epoch
     return EpochSnapshot(epoch, loss, metrics, emb[keep], labels[keep], train_emb,
                          prep.train.y[tr], prep.train.true_y[tr], prep.train.flipped[tr], p, pl,
-                         seconds, prep.test.index[prep.eval_rows][keep], prep.train.index[tr])
+                         seconds, prep.test.index[prep.eval_rows][keep], prep.train.index[tr],
+                         train_margins(all_emb, prep.train, rows, p, pl))
 
 
-def _batches(config: TrainConfig, labels: np.ndarray) -> DistributedClassBalancedSampler:
-    """Class-balanced batches (classes x samples); under torch.distributed every rank draws
-    the same global batch and keeps its slice. Call set_epoch(e) each epoch."""
-    return DistributedClassBalancedSampler(
-        labels, min(config.classes_per_batch, len(np.unique(labels))), config.samples_per_class,
-        config.max_batches_per_epoch, config.seed)
+def margin_rows(prep: Prepared) -> np.ndarray:
+    """Training rows whose label margin (pfml_core.eval.label_margin) each epoch records:
+    every row of an in-memory set up to MARGIN_ROWS, else the snapshot's rows (no decoding
+    of image files beyond what the snapshot already reads)."""
+    n = len(prep.train.y)
+    full = n <= MARGIN_ROWS and isinstance(prep.view_images, ArrayImages)
+    return np.arange(n) if full else prep.view_rows
 
 
 def train(config: TrainConfig, callback: Callable | None = None,
@@ -215,7 +161,7 @@ def train(config: TrainConfig, callback: Callable | None = None,
     lead = distributed.rank() == 0
     device = distributed.local_device() if distributed.is_distributed() else resolve_device(config.device)
     prep = prepare_data(config, dataset)
-    model = build_model(config.model, prep.train.X.shape[1:], config.embedding_size,
+    model = build_model(config.model, prep.input_shape, config.embedding_size,
                         config.pretrained)
     if config.freeze_bn:
         _freeze_bn(model)  # before DDP: frozen BN parameters are not synchronised
@@ -228,8 +174,11 @@ def train(config: TrainConfig, callback: Callable | None = None,
     optimizer = torch.optim.Adam(
         loss_fn.parameter_groups(model.parameters(), config.lr, config.proxy_lr_multiplier),
         weight_decay=config.weight_decay)
-    batches = _batches(config, prep.train.y)
-    gen = torch.Generator().manual_seed(config.seed + distributed.rank())
+    batches = class_balanced(config, prep.train.y)
+    loader = train_loader(prep, batches, device)
+    # The model and proxies are built (the same on every rank); from here torch's RNG only
+    # draws augmentation (crops, flips, DataLoader worker seeds), which differs per rank.
+    torch.manual_seed(config.seed + distributed.rank())
     out = Path(out_dir) if out_dir is not None and lead else None
     if out is not None:
         runs.write_config(out, config)
@@ -243,8 +192,8 @@ def train(config: TrainConfig, callback: Callable | None = None,
         if epoch > 0:
             batches.set_epoch(epoch)
             frozen = backbone if epoch <= config.warmup_epochs else ()
-            loss, stopped = run_epoch(model, step_loss, optimizer, prep, batches, device, gen,
-                                      should_stop, on_batch, config, frozen)
+            loss, stopped = run_epoch(model, step_loss, optimizer, loader, device, should_stop,
+                                      on_batch, config, frozen)
             if stopped:
                 break
         snap = evaluate(epoch, loss, model, loss_fn, prep, device, time.perf_counter() - t0,

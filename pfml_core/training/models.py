@@ -1,5 +1,6 @@
-"""Embedding networks: a trunk (small MLP, small CNN, ResNet-18/50) and a linear head whose
-output is L2-normalised. Every model takes the raw data (images in [0, 1] or features)."""
+"""Embedding networks: a trunk (small MLP, small CNN, torchvision's ResNet-18/50) and a
+linear head whose output is L2-normalised. Every model takes the raw data (images in
+[0, 1] or features)."""
 from __future__ import annotations
 
 import torch
@@ -7,10 +8,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from pfml_core import guards
-from pfml_core.data import batch_transforms as transforms
-from pfml_core.training.resnet import resnet
+from pfml_core.data import transforms
+from pfml_core.vision import models as tv_models
 
 MODELS = ("auto", "mlp", "cnn", "resnet18", "resnet50")
+RESNETS = {  # name: (torchvision builder, its ImageNet weights, downloaded on first use)
+    "resnet18": (tv_models.resnet18, tv_models.ResNet18_Weights.IMAGENET1K_V1),
+    "resnet50": (tv_models.resnet50, tv_models.ResNet50_Weights.IMAGENET1K_V1),
+}
 
 
 def mlp_trunk(in_features: int, hidden: int = 256) -> tuple[nn.Module, int]:
@@ -38,7 +43,10 @@ class ImageNetInput(nn.Module):
 
 
 def resnet_trunk(name: str, pretrained: bool) -> tuple[nn.Module, int]:
-    net = resnet(name, pretrained)
+    """torchvision's ResNet without its classifier; pretrained=True loads the ImageNet
+    weights (torchvision downloads them once into the torch hub cache: needs internet)."""
+    build, weights = RESNETS[name]
+    net = build(weights=weights if pretrained else None)
     feat = net.fc.in_features
     net.fc = nn.Identity()
     return nn.Sequential(ImageNetInput(), net), feat

@@ -13,6 +13,7 @@ EXTRAS = {  # name: default; fields of a config file beyond TrainConfig's
     "dataset": None,       # key of pfml_core.data.benchmarks.BENCHMARKS (becomes TrainConfig.data)
 }
 TABLES = ("optim", "batch", "run")  # TOML tables merged into the top level for readability
+IMAGE_SIZE, RESIZE = 224, 256  # the paper's crops: train 224 random, test 256 -> centre 224
 
 
 def config_names() -> list[str]:
@@ -69,7 +70,7 @@ def train_config(flat: dict):
     return TrainConfig.from_dict({k: v for k, v in flat.items() if k not in EXTRAS})
 
 
-def build_model(config: dict, pretrained: bool | None = None, input_size: int = 224):
+def build_model(config: dict, pretrained: bool | None = None, input_size: int = IMAGE_SIZE):
     """The embedding network of a config (pfml_core.training.models); pretrained overrides the file
     (tests pass False: no download). BN is frozen when the config asks for it."""
     from pfml_core.training.models import build_model as build
@@ -93,9 +94,11 @@ def freeze_batchnorm(model):
     return model
 
 
-def build_transforms(config: dict):
-    """(train, eval) PIL -> tensor transforms of the paper (224 crops; 256 -> 224 centre).
-    Not normalised: pfml_core.training.models' ResNet normalises its input itself."""
-    from pfml_core.data.transforms import EvalTransform, TrainTransform
+def build_transforms(config: dict | None = None):
+    """(train, eval) PIL -> tensor transforms of the paper: IMAGE_SIZE random resized crops
+    (scale (0.08, 1)) + flip; shorter side to RESIZE, centre IMAGE_SIZE crop. The same for
+    every config. Not normalised: pfml_core.training.models' ResNet normalises its input."""
+    from pfml_core.data.transforms import eval_transform, train_transform
 
-    return TrainTransform(size=224, normalize=False), EvalTransform(256, 224, normalize=False)
+    return (train_transform(IMAGE_SIZE, normalize=False),
+            eval_transform(RESIZE, IMAGE_SIZE, normalize=False))

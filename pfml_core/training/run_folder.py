@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pfml_core.eval import label_margin
+from pfml_core.training.snapshot import EpochSnapshot
+
 METRIC_COLUMNS = ["epoch", "loss", "R@1", "R@2", "R@4", "R@8", "MAP@R", "R-precision",
                   "NMI", "W2", "seconds"]
 
@@ -56,6 +59,8 @@ def write_embeddings(out: Path, history) -> None:
     if last.proxies is not None:
         arrays["proxies"] = np.stack([s.proxies for s in history])
         arrays["proxy_labels"] = last.proxy_labels
+    if last.margins is not None:
+        arrays.update(label_margin.to_arrays([s.margins for s in history]))
     tmp = out / "embeddings.tmp.npz"
     np.savez_compressed(tmp, **arrays)
     tmp.replace(out / "embeddings.npz")  # atomic: a reader never sees half a file
@@ -117,12 +122,10 @@ def list_runs(root: Path | None = None) -> list[dict]:
 
 def snapshots(run: Run) -> list:
     """A reopened run's epochs as EpochSnapshot objects (what train() handed out)."""
-    from pfml_core.training.engine import EpochSnapshot
-
     e, m = run.embeddings, run.metrics
     if not e:
         return []
-    out = []
+    out, margins = [], label_margin.from_arrays(e)
     for i, epoch in enumerate(e["epochs"]):
         row = m[m["epoch"] == epoch].iloc[0].to_dict() if (m["epoch"] == epoch).any() else {}
         metrics = {k: float(v) for k, v in row.items() if k not in ("epoch", "loss", "seconds")}
@@ -130,5 +133,6 @@ def snapshots(run: Run) -> list:
             int(epoch), float(row.get("loss", float("nan"))), metrics, e["emb"][i], e["labels"],
             e["train_emb"][i], e["train_labels"], e["train_true_labels"], e["train_flipped"],
             e["proxies"][i] if "proxies" in e else None, e.get("proxy_labels"),
-            float(row.get("seconds", float("nan"))), e["eval_index"], e["train_index"]))
+            float(row.get("seconds", float("nan"))), e["eval_index"], e["train_index"],
+            margins[i] if margins else None))
     return out
