@@ -1,5 +1,7 @@
 """Small named checks for public inputs: each raises ValueError naming the argument,
-its value and the allowed range (STYLE.md: validate -> compute -> reduce)."""
+its value and the allowed range (validate -> compute -> reduce). Shape and dtype checks
+are free; checks of tensor values read data back to the host (a sync on a GPU), so the
+tensor checks take `values` and `value_checks` says when to run them."""
 from __future__ import annotations
 
 import math
@@ -48,8 +50,15 @@ def check_choice(name: str, value: str, choices) -> str:
     return value
 
 
-def check_points(name: str, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """A finite floating tensor of shape (..., N, D)."""
+def value_checks(check: bool | None, x: torch.Tensor) -> bool:
+    """Whether to check tensor values: `check` when given, else only for CPU tensors
+    (on a GPU, reading a value back stalls the queue of kernels: a host sync)."""
+    return bool(check) if check is not None else x.device.type == "cpu"
+
+
+def check_points(name: str, x: torch.Tensor, dim: int | None = None,
+                 values: bool = True) -> torch.Tensor:
+    """A floating tensor of shape (..., N, D); finite entries when values=True."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (N, D), got {type(x).__name__}")
     if x.ndim < 2:
@@ -58,22 +67,25 @@ def check_points(name: str, x: torch.Tensor, dim: int | None = None) -> torch.Te
         raise ValueError(f"{name} must be a floating tensor (float32/float64), got {x.dtype}")
     if dim is not None and x.shape[-1] != dim:
         raise ValueError(f"{name} must have last dimension {dim}, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    if values and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf values; all entries must be finite")
     return x
 
 
-def check_labels(name: str, labels: torch.Tensor, n: int, num_classes: int | None = None):
-    """Integer class labels of shape (n,), each in [0, num_classes)."""
+def check_labels(name: str, labels: torch.Tensor, n: int, num_classes: int | None = None,
+                 values: bool = True):
+    """Integer class labels of shape (n,); each in [0, num_classes) when values=True."""
     if not isinstance(labels, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of integer labels, got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"{name} must hold integer class ids, got dtype {labels.dtype}")
     if labels.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},) to match the points, got {tuple(labels.shape)}")
-    if n and labels.min() < 0:
+    if not (values and n):
+        return labels.long()
+    if labels.min() < 0:
         raise ValueError(f"{name} must be >= 0, got min {int(labels.min())}")
-    if n and num_classes is not None and labels.max() >= num_classes:
+    if num_classes is not None and labels.max() >= num_classes:
         raise ValueError(
             f"{name} must be in [0, {num_classes - 1}] (num_classes={num_classes}), "
             f"got max {int(labels.max())}"

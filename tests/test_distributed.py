@@ -1,10 +1,11 @@
-"""pfml_core/distributed.py: a 2-process gloo run equals single-process training on the
-concatenated batch (loss, backbone and proxy gradients, a 3-step Adam trajectory), and
+"""pfml_core/training/distributed.py: a 2-process gloo run equals single-process training on
+the concatenated batch (loss, backbone and proxy gradients, a 3-step Adam trajectory), and
 proxies stay identical across ranks. Everything in float64 so the tolerance is tight.
 
-Why the gradients match (the scaling the test proves): each rank computes the full loss
-on the gathered batch; gather_with_grad's backward sums over ranks (W x the local rows'
-gradient) and DDP divides by W."""
+With EMB > 16 GatheredLoss takes the sharded PFML energy (each rank its block of rows, the
+energy all-reduced and the gradient rows all-gathered; the local rows come back times W
+and DDP divides by W); tests/test_sharded_energy.py checks 2 and 3 ranks, the replicated
+path and a control without the collectives."""
 import os
 import socket
 

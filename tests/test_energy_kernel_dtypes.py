@@ -51,3 +51,21 @@ def test_gram_energy_accepts_half_inputs(dtype):
     assert torch.allclose(e, gram_energy(x.detach().float(), y, 3.0, 0.2, 0.2, ph.EPS))
     e.backward()
     assert x.grad.dtype == dtype and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_gram_energy_in_blocks_of_rows_matches_one_block(dtype, monkeypatch):
+    """Half inputs through several blocks of rows (the CPU default above ~1,000 points):
+    same energy and same half-precision gradient as one block."""
+    from pfml_core.physics import kernel
+
+    x, y, _, _ = _batch(dtype, 64)
+    x = torch.nn.functional.normalize(x.float(), dim=-1).to(dtype)
+    whole, blocked = x.clone().requires_grad_(), x.clone().requires_grad_()
+    e_whole = gram_energy(whole, y, 3.0, 0.2, 0.2, ph.EPS)
+    monkeypatch.setitem(kernel.BLOCK_ELEMENTS, "cpu", 40 * 7)  # blocks of 7 rows
+    e_blocked = gram_energy(blocked, y, 3.0, 0.2, 0.2, ph.EPS)
+    (e_whole + e_blocked).backward()
+    torch.testing.assert_close(e_blocked, e_whole, rtol=1e-6, atol=0)
+    assert blocked.grad.dtype == dtype
+    torch.testing.assert_close(blocked.grad, whole.grad)

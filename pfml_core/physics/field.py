@@ -1,22 +1,25 @@
-"""THE implementation of PFML's physics (../shared/PFML_SPEC.md): pair potentials,
-class potential fields by superposition, forces, and the total energy the loss minimises.
-Everything else (playground, arrows, training) calls these functions."""
+"""PFML's physics (docs/method.md, sections 1-5): pair potentials, class potential fields
+by superposition, forces, and the total energy the loss minimises. The pair potential is
+defined once, in `potentials`; the fast PFML paths here take it from there through
+`kernel.pfml_psi` / `pfml_terms`. Everything else (playground, arrows, training) calls
+these functions."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 from pfml_core import guards
-from pfml_core.physics.kernel import gram_energy, inv_pow
+from pfml_core.physics.kernel import RowShard, gram_energy, pfml_psi, pfml_slope, pfml_terms
 from pfml_core.physics.potentials import Potential, get_potential
 
 Tensor = torch.Tensor
-EPS = 1e-6  # distance clamp (spec §4): keeps 1/d^alpha and its gradient finite at d = 0
+EPS = 1e-6  # distance clamp (docs/method.md, section 4): keeps 1/d^alpha finite at d = 0
 REDUCTIONS = ("sum", "mean", "none")
 
 
 def _settings(alpha, delta, delta_rep, eps, potential):
-    """Validate the shared hyperparameters once; delta_rep defaults to delta (spec §1)."""
+    """Validate the shared hyperparameters once; delta_rep defaults to delta
+    (docs/method.md, section 1)."""
     pot = get_potential(potential)
     alpha = guards.check_positive("alpha", alpha)
     delta = guards.check_positive("delta", delta)
@@ -79,14 +82,13 @@ def _same_class(cls: Tensor, source_labels: Tensor) -> Tensor:
 
 def _field(points, sources, same, pot: Potential, alpha, delta, delta_rep, eps, exclude_self):
     """Psi at each point (..., P): superposition over sources, optional self exclusion.
-    same: (P, S) or, for one class for all points, (S,)."""
-    if pot.name == "pfml":  # Eq. 1-2 from one power inv = 1/d^alpha, in place (one buffer):
-        # attraction -1/max(d, delta)^a = max(-inv, -1/delta^a) for the same class,
-        # repulsion 1/min(d, delta_rep)^a = max(inv, 1/delta_rep^a) for the others
-        inv = inv_pow(_sq_distance(points, sources).clamp_(min=eps * eps), alpha / 2, True)
-        floor = torch.full(same.shape, max(delta_rep, eps) ** -alpha, dtype=inv.dtype,
-                           device=inv.device).masked_fill_(same, -max(delta, eps) ** -alpha)
-        psi = inv.mul_(torch.where(same, -1.0, 1.0)).clamp_(min=floor)
+    same: (P, S) or, for one class for all points, (S,). The PFML branch is
+    potentials.POTENTIALS["pfml"] through kernel.pfml_psi; checked against a naive loop
+    over that definition in tests/test_physics_kernel.py (test_field_and_forces_...,
+    test_energy_on_the_grid_path_equals_the_gram_path)."""
+    if pot.name == "pfml":
+        other = (~same).to(points.dtype)  # 1.0 repulsion, 0.0 attraction
+        psi = pfml_psi(_sq_distance(points, sources), other, alpha, delta, delta_rep, eps)
     else:
         d = pairwise_distance(points, sources, eps)  # (..., P, S)
         psi = torch.where(same, pot.attraction(d, alpha, delta, eps),
@@ -130,23 +132,25 @@ def class_potential(points: Tensor, sources: Tensor, source_labels: Tensor, cls,
     return _field(points, sources, same, pot, alpha, delta, delta_rep, eps, exclude_self)
 
 
-def _stack(embeddings, labels, proxies, proxy_labels):
+def _stack(embeddings, labels, proxies, proxy_labels, check=None):
     """Batch embeddings and proxies as one set of sources: (B + P, D) and (B + P,).
     Half precision is computed in float32: 1/d^alpha overflows float16 (gradients flow
-    back in the input dtype)."""
-    guards.check_points("embeddings", embeddings)
+    back in the input dtype). Value checks as guards.value_checks(check, embeddings)."""
+    values = guards.value_checks(check, embeddings)
+    guards.check_points("embeddings", embeddings, values=values)
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
-    labels = guards.check_labels("labels", labels, embeddings.shape[0]).to(embeddings.device)
+    labels = guards.check_labels("labels", labels, embeddings.shape[0], values=values)
+    labels = labels.to(embeddings.device)
     dtype = torch.promote_types(embeddings.dtype, torch.float32)  # float16/bfloat16 -> float32
     if proxies is None:
         return embeddings.to(dtype), labels
-    guards.check_points("proxies", proxies, dim=embeddings.shape[1])
+    guards.check_points("proxies", proxies, dim=embeddings.shape[1], values=values)
     if proxies.ndim != 2:
         raise ValueError(f"proxies must have shape (P, D), got {tuple(proxies.shape)}")
     if proxy_labels is None:
         raise ValueError("proxy_labels must be given when proxies are given")
-    plabels = guards.check_labels("proxy_labels", proxy_labels, proxies.shape[0])
+    plabels = guards.check_labels("proxy_labels", proxy_labels, proxies.shape[0], values=values)
     points = torch.cat([embeddings.to(dtype), proxies.to(dtype)])  # (B + P, D)
     return points, torch.cat([labels, plabels.to(labels.device)])
 
@@ -154,19 +158,27 @@ def _stack(embeddings, labels, proxies, proxy_labels):
 def total_energy(embeddings: Tensor, labels: Tensor, proxies: Tensor | None = None,
                  proxy_labels: Tensor | None = None, *, alpha: float, delta: float,
                  delta_rep: float | None = None, normalize: bool = True,
-                 reduction: str = "sum", eps: float = EPS, potential: str = "pfml") -> Tensor:
+                 reduction: str = "sum", eps: float = EPS, potential: str = "pfml",
+                 check: bool | None = None, shard: RowShard | None = None) -> Tensor:
     """Eq. 6: U = sum over batch points and proxies of their own class potential, a raw
     sum over ordered pairs (proxy-proxy pairs included). normalize=True L2-normalises
     (real models); False keeps plane coordinates (2-D toy). reduction: "sum" (paper),
-    "mean" (per point) or "none" (each point's Psi, shape (B + P,))."""
+    "mean" (per point) or "none" (each point's Psi, shape (B + P,)).
+    check: value checks (finite points, labels >= 0); None runs them for CPU tensors only,
+    so on a GPU the energy never waits for the host. shard: this process's block of rows
+    (kernel.RowShard, built by pfml_core.training.distributed); PFML, D > 16, sum or mean."""
     pot, alpha, delta, delta_rep, eps = _settings(alpha, delta, delta_rep, eps, potential)
     guards.check_choice("reduction", reduction, REDUCTIONS)
-    points, point_labels = _stack(embeddings, labels, proxies, proxy_labels)
+    points, point_labels = _stack(embeddings, labels, proxies, proxy_labels, check)
     if normalize:
         points = F.normalize(points, dim=-1)
     n, eps = points.shape[0], safe_eps(eps, alpha, points.dtype)
-    if reduction != "none" and pot.name == "pfml" and points.shape[1] > 16:
-        energy = gram_energy(points, point_labels, alpha, delta, delta_rep, eps)
+    gram = reduction != "none" and pot.name == "pfml" and points.shape[1] > 16
+    if shard is not None and not gram:
+        raise ValueError("shard needs potential='pfml', more than 16 dimensions and reduction "
+                         f"'sum' or 'mean', got {potential!r}, {points.shape[1]}, {reduction!r}")
+    if gram:
+        energy = gram_energy(points, point_labels, alpha, delta, delta_rep, eps, shard)
     else:
         same = _same_class(point_labels, point_labels)
         per_point = _field(points, points, same, pot, alpha, delta, delta_rep, eps, True)
@@ -182,20 +194,22 @@ def forces(embeddings: Tensor, labels: Tensor, proxies: Tensor | None = None,
            potential: str = "pfml") -> Tensor:
     """-grad of each point's own class field at that point, the others held fixed:
     the arrows of the playground, in the given (plane) coordinates. Shape (B + P, D),
-    embeddings first, then proxies."""
+    embeddings first, then proxies. The PFML branch is potentials.POTENTIALS["pfml"]
+    through kernel.pfml_terms / pfml_slope; checked against autograd of a naive loop over
+    that definition in tests/test_physics_kernel.py (test_field_and_forces_...)."""
     pot, alpha, delta, delta_rep, eps = _settings(alpha, delta, delta_rep, eps, potential)
     points, point_labels = _stack(embeddings, labels, proxies, proxy_labels)
     same = _same_class(point_labels, point_labels)
     eps = safe_eps(eps, alpha, points.dtype)
     x = points.mT.contiguous()
     diff = x.unsqueeze(-1) - x.unsqueeze(-2)  # (D, N, N): z_i - z_j, one plane per coordinate
-    sq = diff.square().sum(0).clamp_(min=eps * eps)
-    if pot.name == "pfml":  # psi'/d = alpha / d^(alpha+2): pulls beyond delta, pushes inside
-        g = inv_pow(sq, alpha / 2).div_(sq).mul_(alpha)
-        coef = torch.where(same, g * (sq > delta * delta), -g * (sq < delta_rep * delta_rep))
+    sq = diff.square().sum(0)  # (N, N)
+    if pot.name == "pfml":  # psi'/d = -alpha k; none where a clamp holds (self pairs too)
+        psi, t = pfml_terms(sq, (~same).to(sq.dtype), alpha, delta, delta_rep, eps)
+        coef = pfml_slope(psi, t, sq).mul_(-alpha)
     else:
-        d = sq.sqrt()
+        d = sq.clamp_(min=eps * eps).sqrt()
         coef = torch.where(same, pot.d_attraction(d, alpha, delta, eps),
                            pot.d_repulsion(d, alpha, delta_rep, eps)) / d
-    coef = coef.masked_fill_(sq <= eps * eps, 0.0)  # no self force, none when clamped
+        coef = coef.masked_fill_(sq <= eps * eps, 0.0)  # no self force, none when clamped
     return -(coef * diff).sum(-1).mT.contiguous()  # (N, D)

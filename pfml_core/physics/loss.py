@@ -1,5 +1,9 @@
 """PotentialFieldLoss: PFML's total energy (Eq. 6) as a pytorch-metric-learning loss,
-with M trainable proxies per class. Drops in wherever a PML loss goes."""
+with M trainable proxies per class. Drops in wherever a PML loss goes.
+
+On a GPU the value checks that would read data back to the host (a sync per step) are
+kept as on-device flags instead, looked at by `verify()` every VERIFY_EVERY calls: bad
+input still raises a clear ValueError, a few steps late. check=True checks every call."""
 from __future__ import annotations
 
 import torch
@@ -8,16 +12,24 @@ from pytorch_metric_learning.utils import common_functions as c_f
 
 from pfml_core import guards
 from pfml_core.physics.field import EPS, REDUCTIONS, total_energy
+from pfml_core.physics.kernel import RowShard
 
 
 class PotentialFieldLoss(BaseMetricLossFunction):
-    """loss(embeddings, labels) -> energy. Embeddings and proxies are L2-normalised."""
+    """loss(embeddings, labels) -> energy. Embeddings and proxies are L2-normalised.
+    check: value checks every call (True), never (False), or on CPU tensors only, with
+    on-device flags verified every VERIFY_EVERY calls on a GPU (None, the default)."""
+
+    VERIFY_EVERY = 100
 
     def __init__(self, num_classes: int, embedding_size: int, proxies_per_class: int = 15,
                  alpha: float = 3.0, delta: float = 0.2, delta_rep: float | None = None,
-                 reduction: str = "sum", eps: float = EPS, **kwargs):
-        # defaults: M = 15 (CUB/Cars), alpha near 3 best, delta in [0.1, 0.3] (spec §3, §6)
+                 reduction: str = "sum", eps: float = EPS, check: bool | None = None,
+                 **kwargs):
+        # defaults: M = 15 (CUB/Cars), alpha near 3 best, delta in [0.1, 0.3]
+        # (docs/method.md, sections 3 and 6.1)
         super().__init__(**kwargs)
+        self.check, self._seen, self._calls = check, None, 0
         self.num_classes = guards.check_int("num_classes", num_classes, 1)
         self.embedding_size = guards.check_int("embedding_size", embedding_size, 1)
         self.proxies_per_class = guards.check_int("proxies_per_class", proxies_per_class, 0)
@@ -36,12 +48,49 @@ class PotentialFieldLoss(BaseMetricLossFunction):
     def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         c_f.labels_required(labels)
         c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
-        guards.check_labels("labels", labels, embeddings.shape[0], self.num_classes)
+        energy = self.energy(embeddings, labels)
+        return {"loss": {"losses": energy, "indices": None, "reduction_type": "already_reduced"}}
+
+    def energy(self, embeddings, labels, shard: RowShard | None = None) -> torch.Tensor:
+        """Eq. 6 of these embeddings and the proxies (what the loss returns). shard: this
+        process's block of rows under torch.distributed (see training.distributed)."""
+        if isinstance(embeddings, torch.Tensor) and embeddings.ndim and not embeddings.shape[0]:
+            raise ValueError(f"embeddings is an empty batch (shape {tuple(embeddings.shape)}); "
+                             "the loss needs at least one sample, else it is the proxies' alone")
+        values = guards.value_checks(self.check, embeddings)
+        guards.check_labels("labels", labels, embeddings.shape[0], self.num_classes, values=values)
         energy = total_energy(
             embeddings, labels, self.proxies, self.proxy_labels.to(embeddings.device),
-            alpha=self.alpha, delta=self.delta, delta_rep=self.delta_rep,
-            normalize=True, reduction=self.reduction, eps=self.eps)
-        return {"loss": {"losses": energy, "indices": None, "reduction_type": "already_reduced"}}
+            alpha=self.alpha, delta=self.delta, delta_rep=self.delta_rep, normalize=True,
+            reduction=self.reduction, eps=self.eps, check=values, shard=shard)
+        if not values and self.check is None and labels.numel():
+            self._watch(energy.detach(), labels)
+        return energy
+
+    def _watch(self, energy, labels) -> None:
+        """Accumulate [energy not finite, -min label, max label] on the device (no sync)."""
+        low, high = torch.aminmax(labels)
+        seen = torch.stack([(~torch.isfinite(energy)).long(), -low.long(), high.long()])
+        self._seen = seen if self._seen is None else torch.maximum(self._seen, seen)
+        self._calls += 1
+        if self._calls % self.VERIFY_EVERY == 0:
+            self.verify()
+
+    def verify(self) -> None:
+        """Raise the ValueError of value checks skipped on a GPU since the last verify()
+        (one host sync); a no-op where nothing was skipped."""
+        if self._seen is None:
+            return
+        bad, neg_low, high = (int(v) for v in self._seen.tolist())
+        self._seen = None
+        if bad:
+            raise ValueError("embeddings or proxies contain NaN or inf values: the energy "
+                             "was not finite in a call since the last check")
+        if neg_low > 0:
+            raise ValueError(f"labels must be >= 0, got min {-neg_low}")
+        if high >= self.num_classes:
+            raise ValueError(f"labels must be in [0, {self.num_classes - 1}] "
+                             f"(num_classes={self.num_classes}), got max {high}")
 
     def class_proxies(self) -> torch.Tensor:
         """Proxies as (num_classes, proxies_per_class, embedding_size)."""

@@ -2,6 +2,7 @@
 for side-by-side teaching. Each maps a distance d (>= eps) to psi(d) and psi'(d)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,24 +26,38 @@ class Potential:
     uses_alpha: bool
 
 
-# --- PFML (Eq. 1-2): attraction -1/max(d, delta)^alpha, repulsion 1/min(d, delta)^alpha ---
-def _pfml_att(d, alpha, delta, eps):
-    return -d.clamp(min=max(delta, eps)).pow(-alpha)
+# --- PFML (Eq. 1-2), THE definition: one clamped inverse power per pair kind ---
+#   psi(d) = sign * clamp(d, lo, hi)^-alpha,  psi'(d) = -sign * alpha * d^-(alpha+1), lo < d < hi
+#   attraction (same class):  sign -1, d in [max(delta, eps), inf)   (flat inside delta)
+#   repulsion (other class):  sign +1, d in [eps, max(delta_rep, eps)] (a margin)
+# Every fast path (field._field, field.forces, kernel.gram_energy) takes its clamps and
+# signs from `pfml_range`; tests/test_physics_kernel.py checks each one against a naive
+# loop over pairs built from the functions below and autograd.
+def pfml_range(attract: bool, radius: float, eps: float) -> tuple[float, float, float]:
+    """(sign, lo, hi): PFML's pair potential is sign * clamp(d, lo, hi)^-alpha."""
+    if attract:
+        return -1.0, max(radius, eps), math.inf
+    return 1.0, eps, max(radius, eps)
 
 
-def _pfml_rep(d, alpha, delta, eps):
-    return d.clamp(min=eps, max=max(delta, eps)).pow(-alpha)
+def _clamped_power(attract):
+    def psi(d, alpha, radius, eps):
+        sign, lo, hi = pfml_range(attract, radius, eps)
+        return sign * d.clamp(min=lo, max=hi).pow(-alpha)
+    return psi
 
 
-def _pfml_datt(d, alpha, delta, eps):
-    # force alpha / d^(alpha+1) beyond delta, none inside (no collapse)
-    return torch.where(d > delta, alpha * d.clamp(min=eps).pow(-alpha - 1), torch.zeros_like(d))
+def _clamped_power_slope(attract):
+    def dpsi(d, alpha, radius, eps):
+        sign, lo, hi = pfml_range(attract, radius, eps)
+        acts = (d > lo) & (d < hi)  # no force where the clamp holds: no collapse, a margin
+        slope = -sign * alpha * d.clamp(min=eps).pow(-alpha - 1)
+        return torch.where(acts, slope, torch.zeros_like(d))
+    return dpsi
 
 
-def _pfml_drep(d, alpha, delta, eps):
-    # acts only inside the margin delta
-    inside = (d < delta) & (d > eps)
-    return torch.where(inside, -alpha * d.clamp(min=eps).pow(-alpha - 1), torch.zeros_like(d))
+_pfml_att, _pfml_rep = _clamped_power(True), _clamped_power(False)
+_pfml_datt, _pfml_drep = _clamped_power_slope(True), _clamped_power_slope(False)
 
 
 # --- contrastive-style: d^2 attraction (force 2d grows with distance), hinged repulsion ---

@@ -1,8 +1,16 @@
 """torch.distributed for PFML: one process per GPU (torchrun), the energy computed over
 the embeddings of ALL ranks, proxies identical on every rank.
 
-Why one step equals single-process training on the concatenated batch:
-every rank gathers X = [X_0; ...; X_{W-1}] and computes the SAME full loss L(X, P).
+PFML (sharded, W > 1): every rank gathers X = [X_0; ...; X_{W-1}] (no gradient traffic
+yet) and computes only its 1/W block of ROWS of the (B + N*M)^2 pair matrix against all
+points (physics.kernel.RowShard). Once per step the partial energies are all-reduced
+(forward) and the gradient rows all-gathered (backward): every rank then holds the whole
+dL/dX and dL/dP, exactly the single-process ones (the pair matrix is symmetric, so rows
+[a, b) of the matrix give rows [a, b) of the gradient). `_GatherShared` hands the local
+rows back times W, because DDP divides the backbone gradient by W; the proxies need no
+averaging. Per-rank pair work falls as 1/W (bench/loss_scaling.py --ranks).
+
+Other losses (replicated): every rank gathers X and computes the SAME full loss L(X, P).
 `gather_with_grad`'s backward sums dL/dX over the W ranks (all-reduce) and keeps the
 local rows, so rank r receives W * dL/dX_r. Its backbone gradient is therefore
 W * sum_{i in r} dL/dx_i dx_i/dtheta; DDP averages over ranks (divides by W), leaving
@@ -20,6 +28,8 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from pfml_core.physics import PotentialFieldLoss, RowShard
 
 Tensor = torch.Tensor
 
@@ -58,23 +68,36 @@ def local_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _gather_padded(x: Tensor) -> tuple[Tensor, list[int]]:
+def _wire(device) -> torch.device:
+    """Where a collective runs for a tensor on `device`: gloo has no CUDA all_gather, so CUDA
+    tensors go through host memory under gloo (processes sharing one GPU: NCCL refuses
+    two ranks on one device); NCCL and CPU tensors stay where they are."""
+    device = torch.device(device)
+    return torch.device("cpu") if device.type == "cuda" and dist.get_backend() == "gloo" else device
+
+
+def _sizes(n: int, device) -> list[int]:
+    """Every rank's n (one small all-gather and a host read)."""
+    mine = torch.tensor([n], device=_wire(device))
+    sizes = [torch.zeros_like(mine) for _ in range(world_size())]
+    dist.all_gather(sizes, mine)
+    return [int(s) for s in sizes]
+
+
+def _gather_padded(x: Tensor, sizes: list[int] | None = None) -> tuple[Tensor, list[int]]:
     """All ranks' x concatenated along dim 0 (sizes may differ), and the per-rank sizes."""
-    n = torch.tensor([x.shape[0]], device=x.device)
-    sizes = [torch.zeros_like(n) for _ in range(world_size())]
-    dist.all_gather(sizes, n)
-    sizes = [int(s) for s in sizes]
-    padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
+    sizes = _sizes(x.shape[0], x.device) if sizes is None else sizes
+    padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]), device=_wire(x.device))
     padded[: x.shape[0]] = x
     parts = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[:s] for p, s in zip(parts, sizes)]), sizes  # (sum sizes, ...)
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:s] for p, s in zip(parts, sizes)]).to(x.device), sizes  # (sum sizes, ...)
 
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x):
-        gathered, sizes = _gather_padded(x.detach())
+    def forward(ctx, x, sizes=None):
+        gathered, sizes = _gather_padded(x.detach(), sizes)
         ctx.offset, ctx.n = sum(sizes[: rank()]), x.shape[0]
         return gathered
 
@@ -82,7 +105,7 @@ class _GatherWithGrad(torch.autograd.Function):
     def backward(ctx, grad):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)  # sum over ranks: W * dL/dX when every rank has the same L
-        return grad[ctx.offset: ctx.offset + ctx.n]
+        return grad[ctx.offset: ctx.offset + ctx.n], None
 
 
 def gather_with_grad(x: Tensor) -> Tensor:
@@ -91,9 +114,50 @@ def gather_with_grad(x: Tensor) -> Tensor:
     return _GatherWithGrad.apply(x) if is_distributed() else x
 
 
-def gather(x: Tensor) -> Tensor:
+def gather(x: Tensor, sizes: list[int] | None = None) -> Tensor:
     """All ranks' x concatenated in rank order, without gradients (labels, eval embeddings)."""
-    return _gather_padded(x.detach())[0] if is_distributed() else x
+    return _gather_padded(x.detach(), sizes)[0] if is_distributed() else x
+
+
+class _GatherShared(torch.autograd.Function):
+    """Gather whose incoming gradient is already the whole one on every rank (sharded
+    energy): the local rows, times W to undo DDP's average. No communication backward."""
+
+    @staticmethod
+    def forward(ctx, x, sizes):
+        ctx.offset, ctx.n = sum(sizes[: rank()]), x.shape[0]
+        return _gather_padded(x.detach(), sizes)[0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.offset: ctx.offset + ctx.n] * world_size(), None
+
+
+def _all_reduce_sum(t: Tensor) -> Tensor:
+    out = t.reshape(1).to(_wire(t.device), copy=True)
+    dist.all_reduce(out)
+    return out.reshape(t.shape).to(t.device)
+
+
+def _all_gather_rows(rows: Tensor, sizes: list[int]) -> Tensor:
+    return _gather_padded(rows.contiguous(), sizes)[0]
+
+
+def row_shard():
+    """This rank's block of rows of the PFML pair matrix with its collectives (a
+    physics.kernel.RowShard), or None outside torch.distributed or with one process."""
+    if world_size() < 2:
+        return None
+    return RowShard(rank(), world_size(), sum=_all_reduce_sum, gather=_all_gather_rows)
+
+
+def _shardable(loss_module: torch.nn.Module):
+    """The PotentialFieldLoss inside (bare or in a miner-less bundle) when its energy takes
+    the Gram kernel (more than 16 dimensions, no embedding regulariser); else None."""
+    inner = getattr(loss_module, "loss", loss_module)
+    if getattr(loss_module, "miner", None) is not None or not isinstance(inner, PotentialFieldLoss):
+        return None
+    return inner if inner.embedding_size > 16 and inner.embedding_regularizer is None else None
 
 
 def sync_module(module: torch.nn.Module, src: int = 0) -> torch.nn.Module:
@@ -124,17 +188,26 @@ def max_divergence(module: torch.nn.Module) -> float:
 
 class GatheredLoss(torch.nn.Module):
     """loss(embeddings, labels) on the embeddings and labels of ALL ranks (rank order),
-    with gradients flowing back to each rank's own rows; the wrapped loss's parameters
-    (proxies) get their gradient averaged over ranks on a group of their own, so they
-    stay identical. Half-precision embeddings (AMP) are cast to float32 and the loss runs
-    with autocast off. Outside torch.distributed it is otherwise the wrapped loss."""
+    with gradients flowing back to each rank's own rows. PFML with W > 1 processes (and
+    shard=True): the sharded energy, each rank its 1/W of the pairs. Other losses: the
+    whole loss on every rank, the wrapped loss's parameters (proxies) averaged over ranks
+    on a group of their own. Either way the proxies stay identical. Half-precision
+    embeddings (AMP) are cast to float32 and the loss runs with autocast off. Outside
+    torch.distributed it is otherwise the wrapped loss."""
 
-    def __init__(self, loss_module: torch.nn.Module):
+    def __init__(self, loss_module: torch.nn.Module, shard: bool = True):
         super().__init__()
         self.loss = loss_module
-        self._group = dist.new_group() if is_distributed() else None
-        for p in loss_module.parameters():
-            p.register_hook(self._average)
+        pfml = _shardable(loss_module) if shard and world_size() > 1 else None
+        self.__dict__["_pfml"] = pfml  # a plain reference: it is already inside self.loss
+        self._group = dist.new_group() if is_distributed() and pfml is None else None
+        if self._group is not None:
+            for p in loss_module.parameters():
+                p.register_hook(self._average)
+
+    @property
+    def sharded(self) -> bool:
+        return self._pfml is not None
 
     def _average(self, grad: Tensor) -> Tensor:
         if self._group is None:
@@ -147,7 +220,13 @@ class GatheredLoss(torch.nn.Module):
         if embeddings.dtype in (torch.float16, torch.bfloat16):
             embeddings = embeddings.float()  # 1/d^alpha overflows half precision
         with torch.autocast(embeddings.device.type, enabled=False):  # energy in float32+
-            return self.loss(gather_with_grad(embeddings), gather(labels))  # (sum B_r, D)
+            if not is_distributed():
+                return self.loss(embeddings, labels)
+            sizes = _sizes(embeddings.shape[0], embeddings.device)  # once for both gathers
+            if self._pfml is None:
+                return self.loss(_GatherWithGrad.apply(embeddings, sizes), gather(labels, sizes))
+            return self._pfml.energy(_GatherShared.apply(embeddings, sizes),  # (sum B_r, D)
+                                     gather(labels, sizes), shard=row_shard())
 
 
 def wrap_model(model: torch.nn.Module, device, sync_bn: bool = False,
