@@ -15,6 +15,18 @@ from pfml_core.physics.field import EPS, REDUCTIONS, total_energy
 from pfml_core.physics.kernel import RowShard
 
 
+def parameter_groups(model_parameters, proxies: torch.Tensor | None, lr: float,
+                     proxy_lr_multiplier: float = 100.0) -> list[dict]:
+    """Adam/SGD groups: the model at lr, the proxies (if any) at lr * multiplier (the
+    paper's proxies learn 100x faster: docs/method.md, section 3)."""
+    lr = guards.check_positive("lr", lr)
+    mult = guards.check_positive("proxy_lr_multiplier", proxy_lr_multiplier)
+    groups = [{"params": list(model_parameters), "lr": lr}]
+    if proxies is not None and proxies.numel():
+        groups.append({"params": [proxies], "lr": lr * mult})
+    return groups
+
+
 class PotentialFieldLoss(BaseMetricLossFunction):
     """loss(embeddings, labels) -> energy. Embeddings and proxies are L2-normalised.
     check: value checks every call (True), never (False), or on CPU tensors only, with
@@ -92,19 +104,10 @@ class PotentialFieldLoss(BaseMetricLossFunction):
             raise ValueError(f"labels must be in [0, {self.num_classes - 1}] "
                              f"(num_classes={self.num_classes}), got max {high}")
 
-    def class_proxies(self) -> torch.Tensor:
-        """Proxies as (num_classes, proxies_per_class, embedding_size)."""
-        return self.proxies.view(self.num_classes, self.proxies_per_class, self.embedding_size)
-
     def parameter_groups(self, model_parameters, lr: float,
                          proxy_lr_multiplier: float = 100.0) -> list[dict]:
         """Optimizer groups: the model at lr, proxies at lr * multiplier (paper: 100x)."""
-        lr = guards.check_positive("lr", lr)
-        mult = guards.check_positive("proxy_lr_multiplier", proxy_lr_multiplier)
-        groups = [{"params": list(model_parameters), "lr": lr}]
-        if self.proxies.numel():
-            groups.append({"params": [self.proxies], "lr": lr * mult})
-        return groups
+        return parameter_groups(model_parameters, self.proxies, lr, proxy_lr_multiplier)
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, proxies_per_class={self.proxies_per_class}, "

@@ -169,23 +169,6 @@ def sync_module(module: torch.nn.Module, src: int = 0) -> torch.nn.Module:
     return module
 
 
-sync_proxies = sync_module  # the name the issue uses: proxies are the loss's parameters
-
-
-def max_divergence(module: torch.nn.Module) -> float:
-    """Largest |p - p on rank 0| over the module's parameters and all ranks (0.0 = in sync)."""
-    params = [p.detach() for p in module.parameters() if p.numel()]
-    if not params or not is_distributed():
-        return 0.0
-    worst = torch.zeros((), dtype=torch.float64, device=params[0].device)
-    for p in params:
-        ref = p.clone()
-        dist.broadcast(ref, 0)
-        worst = torch.maximum(worst, (p - ref).abs().max().double())
-    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
-    return float(worst)
-
-
 class GatheredLoss(torch.nn.Module):
     """loss(embeddings, labels) on the embeddings and labels of ALL ranks (rank order),
     with gradients flowing back to each rank's own rows. PFML with W > 1 processes (and

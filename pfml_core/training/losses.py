@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners
 
 from pfml_core import guards
-from pfml_core.physics.loss import PotentialFieldLoss
+from pfml_core.physics.loss import PotentialFieldLoss, parameter_groups
 
 
 class LossBundle(torch.nn.Module):
@@ -42,12 +42,8 @@ class LossBundle(torch.nn.Module):
     def parameter_groups(self, model_parameters, lr: float,
                          proxy_lr_multiplier: float = 100.0) -> list[dict]:
         """Model at lr, proxies at lr * multiplier (docs/method.md, section 3: 100x)."""
-        lr = guards.check_positive("lr", lr)
-        mult = guards.check_positive("proxy_lr_multiplier", proxy_lr_multiplier)
-        groups = [{"params": list(model_parameters), "lr": lr}]
-        if self.has_proxies:
-            groups.append({"params": [self.loss.proxies], "lr": lr * mult})
-        return groups
+        proxies = self.loss.proxies if self.has_proxies else None
+        return parameter_groups(model_parameters, proxies, lr, proxy_lr_multiplier)
 
 
 @dataclass(frozen=True)
