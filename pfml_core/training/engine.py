@@ -169,7 +169,7 @@ def train(config: TrainConfig, callback: Callable | None = None,
     model = distributed.wrap_model(model, device)
     loss_fn = baselines.make(config.loss, prep.train.num_classes, config.embedding_size,
                              **config.loss_params).to(device)
-    distributed.sync_proxies(loss_fn)  # the same start on every rank
+    distributed.sync_module(loss_fn)  # the same start on every rank
     step_loss = distributed.GatheredLoss(loss_fn)  # all ranks' embeddings, float32 energy
     optimizer = torch.optim.Adam(
         loss_fn.parameter_groups(model.parameters(), config.lr, config.proxy_lr_multiplier),
