@@ -34,7 +34,7 @@ def load_dataset(name_or_path: str, **kwargs) -> Dataset:
     if name_or_path in BUNDLED:
         return BUNDLED[name_or_path]()
     path = Path(str(name_or_path)).expanduser()
-    if not path.exists():
+    if not path.exists():  # the base name only: a message never shows a server's folders
         raise ValueError(f"data must be one of {sorted(BUNDLED)} or an existing path, "
-                         f"got {str(name_or_path)!r} (no such file or folder)")
+                         f"got {path.name!r} (no such file or folder)")
     return user_files.load_path(path, **kwargs)

@@ -44,6 +44,18 @@ class Dataset:
                        index=self.index[rows])
 
 
+def _check_scorable(test: "Dataset", mode: str, every: bool) -> None:
+    """Recall@K asks, for each held-out query, whether a sample of its class is among its
+    nearest: a class with one held-out sample has no such pair, and a held-out side made of
+    them scores NaN. every=True: each held-out class needs 2 samples, else at least one."""
+    counts = np.bincount(test.y, minlength=test.num_classes)
+    single = int((counts < 2).sum())
+    if single and (every or single == len(counts)):
+        raise ValueError(f"too little data for the {mode} split: Recall@K needs at least 2 "
+                         f"held-out samples per class (a query and a match), but {single} of "
+                         f"{len(counts)} held-out classes have fewer")
+
+
 def split(data: Dataset, mode: str = "zero-shot", seed: int = 0,
           test_fraction: float = 0.5) -> tuple[Dataset, Dataset]:
     """(train, test). zero-shot: first half of the classes train, the rest test (the DML
@@ -58,19 +70,23 @@ def split(data: Dataset, mode: str = "zero-shot", seed: int = 0,
         tr_cls, te_cls = classes[:half], classes[half:]
         tr = np.flatnonzero(np.isin(data.y, tr_cls))
         te = np.flatnonzero(np.isin(data.y, te_cls))
-        return data.subset(tr, tr_cls), data.subset(te, te_cls)
+        test = data.subset(te, te_cls)
+        _check_scorable(test, mode, every=True)
+        return data.subset(tr, tr_cls), test
     guards.check_range("test_fraction", test_fraction, 0.05, 0.95)
     rng = np.random.default_rng(seed)
     tr, te = [], []
     for c in classes:
         rows = rng.permutation(np.flatnonzero(data.y == c))
         if len(rows) < 2:
-            raise ValueError(f"class {data.class_names[c]!r} has {len(rows)} sample; the "
+            raise ValueError(f"class number {int(c)} has {len(rows)} sample; the "
                              "same-classes split needs at least 2 per class")
         k = min(max(1, round(len(rows) * test_fraction)), len(rows) - 1)
         te.append(rows[:k])
         tr.append(rows[k:])
-    return data.subset(np.sort(np.concatenate(tr))), data.subset(np.sort(np.concatenate(te)))
+    test = data.subset(np.sort(np.concatenate(te)))
+    _check_scorable(test, mode, every=False)
+    return data.subset(np.sort(np.concatenate(tr))), test
 
 
 def flip_labels(y: np.ndarray, rate: float, seed: int = 0,

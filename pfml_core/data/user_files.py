@@ -1,18 +1,25 @@
 """User data: an image folder (one sub-folder per class, or a .zip of one) and a features
 file (.npz with X and y, never unpickled; .csv with a label column). Bad input raises
-ValueError naming the file and the problem, so the app and CLI show it without a traceback."""
+ValueError naming the file (by its base name) and the problem, so the app and CLI show it
+without a traceback; messages never quote what is inside a file. Sizes are checked against
+pfml_core.data.limits before anything is decompressed or parsed."""
 from __future__ import annotations
 
+import math
+import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from pfml_core.data import limits
 from pfml_core.data.dataset import Dataset
 
-MAX_BYTES = 200 * 2**20  # uploads and files larger than this are refused
+MAX_BYTES = 200 * 2**20  # uploads and files larger than this are refused (compressed size)
 IMAGE_SIZE = 64  # side of the square images fed to the CNN / ResNet
 LABEL_COLUMNS = ("label", "y", "class", "target")
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def check_size(path: Path, max_bytes: int = MAX_BYTES) -> None:
@@ -39,39 +46,91 @@ def load_path(path: Path, image_size: int = IMAGE_SIZE, max_bytes: int = MAX_BYT
                      "a .zip of one, a .npz (X, y) or a .csv with a label column")
 
 
-def _read_npz(path: Path):
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str):
+    """(shape, dtype, header bytes) of one .npy member, read from its header alone."""
     try:
-        with np.load(path, allow_pickle=False) as f:  # never unpickle user files
-            missing = {"X", "y"} - set(f.files)
-            if missing:
-                raise ValueError(f"{path.name} must contain arrays 'X' and 'y'; missing "
-                                 f"{sorted(missing)} (found {sorted(f.files)})")
-            return f["X"], f["y"]
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise ValueError(f"{path.name} holds Python objects (ragged rows or pickled "
-                             "data); X must be a numeric (n, F) array") from None
-        raise
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"{path.name} is not a readable .npz file ({e})") from None
+        with zf.open(info) as f:
+            reader = NPY_HEADERS.get(np.lib.format.read_magic(f))
+            if reader is None:
+                raise ValueError("unsupported .npy version")
+            shape, _, dtype = reader(f)
+            return shape, dtype, f.tell()
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        raise ValueError(f"{name}: array {info.filename!r} is not a readable .npy array") from None
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with zf.open(info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _read_npz(path: Path):
+    """X and y of an .npz, each checked from its .npy header (shape, dtype, size) before a
+    byte of it is decompressed; never unpickled."""
+    with open(path, "rb") as fp:
+        if fp.read(6) == b"\x93NUMPY":
+            raise ValueError(f"{path.name} is a single .npy array renamed .npz; save X and y "
+                             "together with numpy.savez(path, X=X, y=y)")
+    with limits.open_zip(path) as zf:
+        members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+        missing = {"X", "y"} - set(members)
+        if missing:
+            raise ValueError(f"{path.name} must contain arrays 'X' and 'y'; missing "
+                             f"{sorted(missing)} ({len(members)} arrays found)")
+        total = 0
+        for key in ("X", "y"):
+            shape, dtype, header = _npy_header(zf, members[key], path.name)
+            if dtype.hasobject:
+                raise ValueError(f"{path.name} holds Python objects (ragged rows or pickled "
+                                 "data); X must be a numeric (n, F) array")
+            nbytes = math.prod(shape) * dtype.itemsize
+            limits.check_bytes(nbytes, path.name, f"array {key!r} of shape {tuple(shape)}")
+            total += nbytes
+            limits.check_bytes(total, path.name, "arrays 'X' and 'y' together")
+            if members[key].file_size < header + nbytes:
+                raise ValueError(f"{path.name}: array {key!r} claims shape {tuple(shape)} but "
+                                 "holds fewer bytes (truncated or forged header)")
+        try:
+            return tuple(_read_member(zf, members[k]) for k in ("X", "y"))
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path.name} is not a readable .npz file "
+                             f"({type(e).__name__})") from None
+
+
+def _csv_cells(path: Path) -> int:
+    """Upper bound on the cells of a CSV (commas + line ends), counted without parsing."""
+    cells = 1
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            cells += chunk.count(b",") + chunk.count(b"\n")
+    return cells
 
 
 def _read_csv(path: Path):
     import pandas as pd
 
+    limits.check_bytes(8 * _csv_cells(path), path.name, "the parsed table")
     try:
         df = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise ValueError(f"{path.name} is not a well-formed CSV (ragged rows or bad "
-                         f"encoding?): {str(e).strip()[:200]}") from None
-    col = next((c for c in df.columns if str(c).strip().lower() in LABEL_COLUMNS), None)
-    if col is None:
-        raise ValueError(f"{path.name} needs a label column named one of {list(LABEL_COLUMNS)}; "
-                         f"found columns {[str(c) for c in df.columns][:10]}")
+    except pd.errors.ParserError as e:
+        line = re.search(r"line \d+", str(e))
+        raise ValueError(f"{path.name} is not a well-formed CSV: ragged rows"
+                         f"{' at ' + line.group() if line else ''}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name} is not a well-formed CSV: not UTF-8 text") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path.name} is not a well-formed CSV: it is empty") from None
+    cols = [str(c).strip().lower() for c in df.columns]
+    col = next((c for c, low in zip(df.columns, cols) if low in LABEL_COLUMNS), None)
+    if col is None:  # the header itself is never echoed (a headerless file's first row)
+        raise ValueError(f"{path.name} needs a header row with a label column named one of "
+                         f"{list(LABEL_COLUMNS)}; none of its {len(cols)} columns is")
     feats = df.drop(columns=[col])
-    bad = [str(c) for c in feats.columns if not pd.api.types.is_numeric_dtype(feats[c])]
+    bad = [i + 1 for i, c in enumerate(feats.columns)
+           if not pd.api.types.is_numeric_dtype(feats[c])]
     if bad:
-        raise ValueError(f"{path.name}: feature columns must be numeric; non-numeric: {bad[:5]}")
+        raise ValueError(f"{path.name}: feature columns must be numeric; {len(bad)} are not "
+                         f"(feature column number {', '.join(map(str, bad[:5]))})")
     return feats.to_numpy(dtype=np.float64), df[col].to_numpy()
 
 
@@ -79,7 +138,7 @@ def _labels(y, name: str) -> np.ndarray:
     y = np.asarray(y)
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise ValueError(f"{name}: labels must be integer class ids, got non-numeric values "
-                         f"such as {y.ravel()[:3].tolist()}")
+                         f"(dtype {y.dtype.name})")
     if np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all() or (y != np.round(y)).any():
             raise ValueError(f"{name}: labels must be integer class ids, got non-integer "
@@ -88,37 +147,29 @@ def _labels(y, name: str) -> np.ndarray:
 
 
 def features_dataset(X, y, name: str = "features") -> Dataset:
-    """Validate a features matrix and labels; labels are renumbered 0..k-1 (sorted)."""
+    """Validate a features matrix and labels; labels are renumbered 0..k-1 (sorted). X is
+    checked after its conversion to float32, the dtype training sees."""
     X = np.asarray(X)
-    if X.dtype == object or not np.issubdtype(X.dtype, np.number) or X.ndim != 2:
-        raise ValueError(f"{name}: X must be a numeric (n, F) array, got dtype {X.dtype}, "
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number) or X.ndim != 2 \
+            or np.iscomplexobj(X):
+        raise ValueError(f"{name}: X must be a real numeric (n, F) array, got dtype {X.dtype}, "
                          f"shape {X.shape}")
     y = _labels(y, name)
     if y.ndim != 1 or len(y) != len(X):
         raise ValueError(f"{name}: y must have one label per row of X ({len(X)}), "
                          f"got shape {y.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name}: X contains NaN or infinite values "
-                         f"({int((~np.isfinite(X)).sum())} entries); clean them first")
+    bad = int((~np.isfinite(X)).sum())
+    if bad:
+        raise ValueError(f"{name}: X contains NaN or infinite values ({bad} entries); "
+                         "clean them first")
+    with np.errstate(over="ignore"):  # overflow is what the next line looks for
+        X32 = X.astype(np.float32)
+    bad = int((~np.isfinite(X32)).sum())
+    if bad:
+        raise ValueError(f"{name}: X has {bad} value(s) beyond float32's range "
+                         f"(|x| > {np.finfo(np.float32).max:.2e}), which would become "
+                         "infinite; rescale X first")
     classes, y = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"{name}: needs at least 2 classes, found {len(classes)}")
-    return Dataset(X.astype(np.float32), y.astype(np.int64), [str(c) for c in classes],
-                   "features", name)
-
-
-def store_upload(name: str, raw: bytes, folder: Path, max_bytes: int = MAX_BYTES) -> Path:
-    """Save uploaded bytes under a content-hash name (so reruns reuse it) and return the path."""
-    import hashlib
-
-    suffix = Path(name).suffix.lower()
-    if suffix not in (".npz", ".csv", ".zip"):
-        raise ValueError(f"{name}: upload a .npz, a .csv or a .zip of an image folder")
-    if len(raw) > max_bytes:
-        raise ValueError(f"{name} is {len(raw) / 2**20:.1f} MiB, over the "
-                         f"{max_bytes / 2**20:.0f} MiB limit")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha1(raw).hexdigest()[:16]}{suffix}"
-    if not path.exists():
-        path.write_bytes(raw)
-    return path
+    return Dataset(X32, y.astype(np.int64), [str(c) for c in classes], "features", name)

@@ -1,6 +1,9 @@
 """The lab's run store: one SQLite file (WAL mode) at runs_dir()/lab.sqlite holding grids
 (noise grids, sweeps) and their runs, so background workers, the app and the CLI share
-results that outlive any of them. Short transactions; run claims are atomic."""
+results that outlive any of them. Short transactions; run claims are atomic. A running run
+reports its finished epochs (progress, for the ETA); a finished run may keep a per-sample
+table (its suspect labels) apart from its metrics, read only when asked for. Stores written
+before either existed open unchanged: the column and table are added on open."""
 from __future__ import annotations
 
 import json
@@ -9,6 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from pfml_core.lab.store_file import open_store
 from pfml_core.training.run_folder import runs_dir
 
 RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -22,6 +26,8 @@ CREATE TABLE IF NOT EXISTS runs (
   idx INTEGER NOT NULL, params TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
   metrics TEXT, started REAL, finished REAL, error TEXT, worker_pid INTEGER);
 CREATE INDEX IF NOT EXISTS runs_grid ON runs(grid_id, status, idx);
+CREATE TABLE IF NOT EXISTS run_samples (run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+  data TEXT NOT NULL);
 """
 
 
@@ -56,16 +62,22 @@ def _row(cur: sqlite3.Cursor, row: tuple) -> dict:
 
 class Store:
     """One connection per process (and per Store); every write is its own short transaction.
-    Never carry a Store across fork(): SQLite forbids it (workers are fresh interpreters)."""
+    Never carry a Store across fork(): SQLite forbids it (workers are fresh interpreters).
+    A damaged file is moved aside (kept as lab.sqlite.damaged-STAMP, never deleted) and a
+    fresh store started: `recovered` is then the kept file's path, for a one-line notice."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                     check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.executescript(SCHEMA)
+        self._conn, self.recovered = open_store(self.path, SCHEMA)  # Path | None
+        self._add_column("runs", "progress", "INTEGER")  # stores older than the ETA
+
+    def _add_column(self, table: str, column: str, kind: str) -> None:
+        if column not in {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}:
+            try:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError:  # another process added it meanwhile
+                pass
 
     def close(self) -> None:
         self._conn.close()
@@ -102,7 +114,7 @@ class Store:
     def grid(self, grid_id: int) -> dict:
         rows = self._query("SELECT * FROM grids WHERE id=?", (int(grid_id),))
         if not rows:
-            raise ValueError(f"grid_id {grid_id!r} is not in the store {self.path}")
+            raise ValueError(f"grid_id {grid_id!r} is not in the store {self.path.name}")
         return rows[0]
 
     def grids(self, kind: str | None = None) -> list[dict]:
@@ -142,7 +154,8 @@ class Store:
             row = cur.fetchone()
             run = _row(cur, row) if row else None
             if run:
-                c.execute("UPDATE runs SET status='running', started=?, worker_pid=? WHERE id=?",
+                c.execute("UPDATE runs SET status='running', started=?, worker_pid=?, progress=0 "
+                          "WHERE id=?",
                           (time.time(), int(pid), run["id"]))
             c.execute("COMMIT")
         except BaseException:
@@ -160,6 +173,21 @@ class Store:
                           (status, json.dumps(metrics) if metrics is not None else None, error,
                            time.time(), int(run_id)))
         return cur.rowcount == 1
+
+    def set_progress(self, run_id: int, epochs_done: int) -> None:
+        """A running run's finished epochs (what the ETA counts)."""
+        self._write("UPDATE runs SET progress=? WHERE id=? AND status='running'",
+                    (int(epochs_done), int(run_id)))
+
+    def put_samples(self, run_id: int, table: dict) -> None:
+        """A run's per-sample table ({column: list}), e.g. its ranked suspect labels."""
+        self._write("INSERT OR REPLACE INTO run_samples(run_id, data) VALUES (?, ?)",
+                    (int(run_id), json.dumps(table)))
+
+    def samples(self, run_id: int) -> dict | None:
+        row = self._conn.execute("SELECT data FROM run_samples WHERE run_id=?",
+                                 (int(run_id),)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def run_status(self, run_id: int) -> str:
         return self._conn.execute("SELECT status FROM runs WHERE id=?", (int(run_id),)).fetchone()[0]
@@ -201,8 +229,10 @@ class Store:
 
     def requeue(self, grid_id: int) -> int:
         """Put a grid's failed and cancelled runs back in the queue (for resume); returns count."""
+        self._write("DELETE FROM run_samples WHERE run_id IN (SELECT id FROM runs WHERE "
+                    "grid_id=? AND status IN ('failed','cancelled'))", (int(grid_id),))
         cur = self._write("UPDATE runs SET status='queued', metrics=NULL, error=NULL, started=NULL, "
-                          "finished=NULL, worker_pid=NULL WHERE grid_id=? AND status IN "
-                          "('failed','cancelled')", (int(grid_id),))
+                          "finished=NULL, worker_pid=NULL, progress=NULL WHERE grid_id=? AND "
+                          "status IN ('failed','cancelled')", (int(grid_id),))
         self._write("UPDATE grids SET status='queued', finished=NULL WHERE id=?", (int(grid_id),))
         return cur.rowcount
