@@ -5,6 +5,7 @@ import streamlit as st
 
 PAGES = {  # section -> (file, title, icon)
     "Learn": [("pages/home.py", "Home", ":material/home:"),
+              ("pages/lesson.py", "Lesson", ":material/school:"),
               ("pages/playground.py", "Field playground", ":material/scatter_plot:"),
               ("pages/decay_explorer.py", "Decay explorer", ":material/show_chart:")],
     "Train": [("pages/train.py", "Train a model", ":material/model_training:"),

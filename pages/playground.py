@@ -1,108 +1,119 @@
-"""Field playground: a class field, force arrows and samples + proxies descending the
-total energy (paper Eq. 6), live; every control in the URL (?pg_hide=... hides some)."""
+"""Field playground: a class field, force arrows and samples + proxies descending the total
+energy (paper Eq. 6). The server records the descent in cached chunks; the browser plays it
+(Play / Pause / Step / Reset and a step slider) without asking the server again. A preset
+sets the controls to its values; ?pg_hide=... hides some. The URL always holds the state:
+a new link sets every control (bad values fall back with a notice), and after each run the
+page writes the controls back (url_state.to_query). Widgets are not bound to the URL one by
+one, because a value set by code (a preset) would not reach the URL that way."""
 import streamlit as st
 
-from pfml_core.playground import PRESETS, descent, export
+from pfml_core.playground import PRESETS, export
 from pfml_core.playground import url_state as state
 from pfml_core.viz import field as vf
 from studio import cache
 from studio.nav import use_app_navigation
 
-TICK_S = 0.35  # seconds between steps while playing
-MAX_STEPS = 400
+HEADINGS = {"preset": "Scene", "alpha": "Physics", "step_size": "Descent", "field_class": "View"}
+CHART = dict(config={"displayModeBar": False}, theme=None)  # the figure brings its own look;
+# Streamlit's theme would also walk every animation frame, doubling the time to draw
 
 use_app_navigation()  # first: see studio/nav.py
 st.title("Field playground")
-if "pg_url" not in st.session_state:  # validate the URL once, before any widget reads it
-    st.session_state.pg_url = state.parse(st.query_params.to_dict())
+query = st.query_params.to_dict()
+if st.session_state.get("pg_query") != query:  # a link this page did not write: it sets everything
+    st.session_state.pg_url = state.parse({k: st.query_params.get_all(k) for k in query})
+    st.session_state.update({c.key: st.session_state.pg_url[0][c.name] for c in state.CONTROLS})
 url_values, hidden, notices = st.session_state.pg_url
 for notice in notices:
     st.warning(notice)
 
 
-def control(c: state.Control):
-    """The widget of one control, bound to the URL; hidden controls keep their URL value."""
+def on_preset():
+    """Like TensorFlow Playground: a preset sets the scene controls to its values."""
+    start = state.baseline(st.session_state.pg_preset)
+    st.session_state.update({state.PREFIX + n: start[n] for n in state.SCENE_CONTROLS})
+
+
+def on_separate_rep():
+    if st.session_state.pg_separate_rep:  # start from the margin in use
+        st.session_state.pg_delta_rep = st.session_state.pg_delta
+
+
+def control(c: state.Control, base: dict, values: dict):
+    """The widget of one control, showing the value in use; hidden controls keep their
+    value. `base`: the current preset's values (the widget defaults)."""
     if c.name in hidden:
-        return url_values[c.name]
-    box = st.sidebar
-    common = dict(key=c.key, help=c.help, bind="query-params")
+        return st.session_state.get(c.key, url_values[c.name])
+    box, disabled, high = st.sidebar, False, c.high
+    if c.name in HEADINGS:
+        box.subheader(HEADINGS[c.name])
+    if c.name in PRESETS[values.get("preset", base["preset"])].fixed:  # the preset fixes it
+        st.session_state[c.key], disabled = base[c.name], True
+    if c.name == "field_class":  # only classes that exist
+        high = int(values["classes"]) - 1
+        st.session_state[c.key] = min(int(st.session_state.get(c.key, 0)), high)
+    if c.name == "delta_rep" and not values["separate_rep"]:  # shown as the delta in use
+        st.session_state.pg_delta_rep_shown = values["delta"]
+        box.slider(c.label + " = delta", c.low, c.high, step=c.step, format=c.fmt, disabled=True,
+                   key="pg_delta_rep_shown", help=c.help)
+        return values["delta"]
+    common = dict(key=c.key, help=c.help,
+                  disabled=disabled or (c.name == "compare_potential" and not values["compare"]))
     if c.kind == "choice":
-        return box.selectbox(c.name, c.choices, index=c.choices.index(c.default), **common)
+        names = (lambda p: PRESETS[p].label) if c.name == "preset" else str
+        return box.selectbox(c.label, c.choices, index=c.choices.index(base[c.name]),
+                             format_func=names, on_change=on_preset if c.name == "preset" else None,
+                             **common)
     if c.kind == "bool":
-        return box.toggle(c.name, value=c.default, **common)
+        return box.toggle(c.label, value=base[c.name], **common,
+                          on_change=on_separate_rep if c.name == "separate_rep" else None)
     if c.name == "seed":
-        return box.number_input(c.name, c.low, c.high, c.default, 1, **common)
-    return box.slider(c.name, c.low, c.high, c.default, c.step or 1, **common)
+        return box.number_input(c.label, c.low, c.high, base[c.name], 1, **common)
+    return box.slider(c.label, c.low, high, base[c.name], c.step or 1, format=c.fmt, **common)
 
 
-values = {c.name: control(c) for c in state.CONTROLS}
+values: dict = {}
+for c in state.CONTROLS:
+    values[c.name] = control(c, state.baseline(values.get("preset", state.DEFAULT_PRESET)), values)
+written = {k: v for k, v in query.items() if not k.startswith(state.PREFIX)}
+written.update(state.to_query(values, hidden))
+if written != query:
+    st.query_params.from_dict(written)
+st.session_state.pg_query = written
 cfg = state.scene_config(values)
 potentials = ["pfml"] + ([values["compare_potential"]] if values["compare"] else [])
+dyns = tuple(state.dynamics(values, p) for p in potentials)
+cls, steps = int(values["field_class"]), int(values["steps"])
 try:
     scene = cache.pg_scene(cfg)
 except ValueError as err:
-    st.error(f"Bad scene settings: {err}")
+    st.error(f"This scene cannot be built: {err}")
     st.stop()
-dyns = {p: state.dynamics(values, p) for p in potentials}
-cls = min(int(values["field_class"]), scene.num_classes - 1)
-view = descent.bounds(scene)
-for note in scene.notes:
-    st.caption(note)
+
 st.caption(PRESETS[cfg.preset].teaches)
+for d in dyns:
+    st.caption(f"**{cache.pg_panel_label(d)}**: " +
+               vf.legend_sentence(d.potential, cls, cache.pg_chunk(cfg, d, cls, 0).reference))
+chart, sig = st.empty(), (cfg, dyns, cls, steps)
+if st.session_state.get("pg_drawn") != sig:  # a new scene: step 0 at once, then the animation
+    chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, 0), key="pg_chart_first", **CHART)
+chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, steps), key="pg_chart", **CHART)
+st.session_state.pg_drawn = sig
+st.caption(f"Step 0 is the scene as built. The server computed steps 0-{steps}; your browser "
+           "plays them: Play, Pause, Step (one step), Reset, or drag the step slider.")
 
-sig = (cfg, tuple(potentials))
-if st.session_state.get("pg_sim", {}).get("sig") != sig:
-    st.session_state.pg_sim = {"sig": sig, "frames": {p: [descent.initial_frame(scene, dyns[p])]
-                                                      for p in potentials}}
-    st.session_state.pg_playing = False
-sim = st.session_state.pg_sim
-
-
-def advance(steps: int = 1):
-    for p in potentials:
-        descent.advance(scene, sim["frames"][p], dyns[p], steps)
-
-
-def reset():
-    st.session_state.pop("pg_sim", None)
-
-
-b = st.columns(4)
-if b[0].button("Play", key="pg_play", icon=":material/play_arrow:"):
-    st.session_state.pg_playing = True
-if b[1].button("Pause", key="pg_pause", icon=":material/pause:"):
-    st.session_state.pg_playing = False
-b[2].button("Step", key="pg_step", icon=":material/skip_next:", on_click=advance)
-b[3].button("Reset", key="pg_reset", icon=":material/restart_alt:", on_click=reset)
-playing = st.session_state.get("pg_playing", False)
-
-
-@st.fragment(run_every=TICK_S if playing else None)
-def live_view():
-    """Runs on the server each tick: one step, then redraw field, arrows and energy."""
-    frames = sim["frames"]
-    if st.session_state.get("pg_playing") and frames["pfml"][-1].step < MAX_STEPS:
-        advance()
-    st.markdown(f"**Step {frames['pfml'][-1].step}**" + (" (playing)" if playing else ""))
-    cols = st.columns(len(potentials))
-    for col, p in zip(cols, potentials):
-        snap = descent.snapshot(scene, frames[p][-1], dyns[p], cls, view)
-        title = f"{p}: class {cls} field, step {frames[p][-1].step}"
-        col.plotly_chart(vf.field_figure(scene, frames[p][-1], title=title, **snap), key=f"pg_chart_{p}")
-    st.plotly_chart(vf.energy_figure({p: [f.energy for f in frames[p]] for p in potentials}),
-                    key="pg_energy")
-    if values["compare"] and scene.flipped.any():
-        st.subheader("How far was each mislabeled point dragged?")
-        st.dataframe(vf.compare_table(scene, {p: descent.displacement(frames[p], scene.flipped)
-                                              for p in potentials}), key="pg_table")
-
-
-live_view()
-frames = sim["frames"]["pfml"]
+st.plotly_chart(cache.pg_energy_figure(cfg, dyns, cls, steps), key="pg_energy", **CHART)
+movies = {d.potential: cache.pg_movie(cfg, d, cls, steps) for d in dyns}
+if values["compare"] and scene.flipped.any():
+    st.subheader(f"How far was each mislabeled point dragged in {steps} steps?")
+    st.dataframe(vf.compare_table(scene, {p: m.dragged(scene.flipped) for p, m in movies.items()}),
+                 key="pg_table")
+last, view = movies["pfml"].frame(-1), movies["pfml"].view
 d = st.columns(3)
-d[0].download_button("Frame (PNG)", lambda: export.png_bytes(scene, frames[-1], dyns["pfml"], cls, view),
+d[0].download_button(f"Step {steps} (PNG)", lambda: export.png_bytes(scene, last, dyns[0], cls, view),
                      "pfml_frame.png", "image/png", key="pg_png", on_click="ignore")
-d[1].download_button("Animation (GIF)", lambda: export.gif_bytes(scene, frames, dyns["pfml"], cls, view),
+d[1].download_button("Animation (GIF)", lambda: export.gif_bytes(scene, movies["pfml"].frames(), dyns[0],
+                                                                   cls, view),
                      "pfml_descent.gif", "image/gif", key="pg_gif", on_click="ignore")
-d[2].download_button("Scene (CSV)", lambda: export.scene_csv(scene, frames[-1]), "pfml_scene.csv",
-                     "text/csv", key="pg_csv", on_click="ignore")
+d[2].download_button(f"Scene at step {steps} (CSV)", lambda: export.scene_csv(scene, last),
+                     "pfml_scene.csv", "text/csv", key="pg_csv", on_click="ignore")

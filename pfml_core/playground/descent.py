@@ -2,10 +2,15 @@
 the class field on a grid and the force on every point. All physics is pfml_core.physics.field.
 
 Choice (documented): a step moves samples AND proxies by -step_size * dU/dx, with U the same
-`physics.total_energy(normalize=False)` the loss uses, differentiated by autograd. For the
-symmetric pair potentials here dU/dx_i = -2 * F_i, with F_i = physics.forces (the arrows):
-each pair appears twice in U. Optional clipping caps each point's move per step (max_move),
-because 1/d^alpha makes forces span many orders of magnitude."""
+`physics.total_energy(normalize=False)` the loss uses. For the symmetric pair potentials here
+dU/dx_i = -2 * F_i, with F_i = physics.forces (the arrows), because each pair appears twice
+in U; so a step is x + 2 * step_size * F, one forces call that also gives the arrows
+(tests check it against autograd of total_energy). Optional clipping caps each point's move
+per step (max_move), because 1/d^alpha makes forces span many orders of magnitude.
+
+The playground's tensors are small; torch splits an op over threads only above 32768
+elements, and on a busy 2-core machine that split costs far more than it saves, so the
+grid field is evaluated in blocks below that size."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,19 +22,21 @@ from pfml_core import guards
 from pfml_core.physics import field as physics
 from pfml_core.playground.scene import Scene
 
-GRID = 60  # field resolution per axis
+GRID = 40  # field resolution per axis (pixels of the field image)
+SERIAL_ELEMENTS = 16_000  # grid block size x sources x 2 stays below torch's parallel grain
 
 
 @dataclass(frozen=True)
 class Dynamics:
     """Physics and step settings of one simulation; hashable for caching."""
 
-    alpha: float = 3.0  # spec §6: alpha searched in 0..6, best near 3
+    alpha: float = 3.0  # docs/method.md, section 6.1: alpha searched in 0..6, best near 3
     delta: float = 0.3  # toy plane units, about one cluster spread (paper: 0.1-0.3 on the sphere)
-    delta_rep: float | None = None  # None = delta (spec §1)
+    delta_rep: float | None = None  # None = delta (docs/method.md, section 1)
     potential: str = "pfml"
     step_size: float = 0.002
     max_move: float | None = 0.05  # cap on a point's displacement per step; None = no clipping
+    move_samples: bool = True  # False: samples stay put, only proxies descend (a trained net)
 
     def physics_kwargs(self) -> dict:
         return dict(alpha=self.alpha, delta=self.delta, delta_rep=self.delta_rep,
@@ -82,20 +89,24 @@ def initial_frame(scene: Scene, dyn: Dynamics) -> Frame:
                  energy(scene, scene.points, scene.proxies, dyn))
 
 
-def step(scene: Scene, frame: Frame, dyn: Dynamics) -> Frame:
-    """One gradient step on U for samples and proxies together (a new Frame)."""
+def step(scene: Scene, frame: Frame, dyn: Dynamics, forces: np.ndarray | None = None) -> Frame:
+    """One gradient step on U for samples and proxies together (a new Frame):
+    -step_size * dU/dx = 2 * step_size * F, F = physics.forces at `frame` (pass the
+    frame's forces when already computed)."""
     guards.check_positive("step_size", dyn.step_size)
-    gx, gp = energy_grad(scene, frame.points, frame.proxies, dyn)
-    pts = frame.points - _clip(dyn.step_size * gx, dyn.max_move)
-    prx = frame.proxies - _clip(dyn.step_size * gp, dyn.max_move)
-    pts, prx = pts.astype(np.float32), prx.astype(np.float32)
+    f = point_forces(scene, frame, dyn) if forces is None else forces  # (n + P, 2)
+    move = _clip(2.0 * dyn.step_size * f, dyn.max_move)
+    n = len(frame.points)
+    pts = (frame.points + move[:n] * dyn.move_samples).astype(np.float32)
+    prx = (frame.proxies + move[n:]).astype(np.float32)
     return Frame(frame.step + 1, pts, prx, energy(scene, pts, prx, dyn))
 
 
-def simulate(scene: Scene, dyn: Dynamics, steps: int) -> list[Frame]:
-    """Frames 0..steps of the descent (frame 0 = the scene as built)."""
+def simulate(scene: Scene, dyn: Dynamics, steps: int, start: Frame | None = None) -> list[Frame]:
+    """Frames 0..steps of the descent (frame 0 = the scene as built), or `start` and the
+    `steps` frames after it."""
     guards.check_int("steps", steps, 0)
-    frames = [initial_frame(scene, dyn)]
+    frames = [initial_frame(scene, dyn) if start is None else start]
     for _ in range(steps):
         frames.append(step(scene, frames[-1], dyn))
     return frames
@@ -118,48 +129,47 @@ def bounds(scene: Scene, pad: float = 0.8) -> tuple[float, float, float, float]:
 
 
 def grid_axes(view, n: int = GRID) -> tuple[np.ndarray, np.ndarray]:
-    """x (n,) and y (n,) coordinates of an n x n grid over the view."""
+    """x (n,) and y (n,): the centres of n x n equal cells tiling the view (the pixels of
+    the field image)."""
     x0, x1, y0, y1 = view
-    return (np.linspace(x0, x1, n, dtype=np.float32), np.linspace(y0, y1, n, dtype=np.float32))
+    centres = (np.arange(n, dtype=np.float64) + 0.5) / n
+    return ((x0 + (x1 - x0) * centres).astype(np.float32),
+            (y0 + (y1 - y0) * centres).astype(np.float32))
 
 
 def field_on_grid(scene: Scene, frame: Frame, cls: int, dyn: Dynamics, xs, ys) -> np.ndarray:
-    """Psi_cls (len(ys), len(xs)) from all samples and proxies: physics.class_potential."""
+    """Psi_cls (len(ys), len(xs)), row i at ys[i], from all samples and proxies:
+    physics.class_potential, in blocks small enough to run on one thread."""
     gx, gy = np.meshgrid(xs, ys)  # (ny, nx) each, row = y
     grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1))  # (ny * nx, 2)
     src = torch.as_tensor(np.concatenate([frame.points, frame.proxies]), dtype=torch.float32)
     lab = torch.as_tensor(np.concatenate([scene.labels, scene.proxy_labels]))
+    block = max(1, SERIAL_ELEMENTS // max(1, len(src)))
     with torch.no_grad():
-        psi = physics.class_potential(grid, src, lab, int(cls), **dyn.physics_kwargs())
+        psi = torch.cat([physics.class_potential(grid[i:i + block], src, lab, int(cls),
+                                                 **dyn.physics_kwargs())
+                         for i in range(0, len(grid), block)])
     return psi.numpy().reshape(len(ys), len(xs))
 
 
-def field_reference(scene: Scene, cls: int, dyn: Dynamics, z: np.ndarray) -> float:
-    """Colour centre of a field: its value far from every source when finite (PFML: each
-    other-class source adds 1/delta_rep^alpha there), else the median over the grid."""
+def plateau(scene: Scene, cls: int, dyn: Dynamics) -> float | None:
+    """Psi_cls far from every source, when it is finite: PFML's attraction fades to 0 and
+    each other-class source adds its constant 1/delta_rep^alpha (Eq. 2), so the field
+    sits on n_other / delta_rep^alpha. None for the non-decaying potentials (no far value)."""
     if dyn.potential != "pfml":
-        return float(np.median(z))
+        return None
     n_other = int((scene.labels != cls).sum() + (scene.proxy_labels != cls).sum())
     return n_other * (dyn.delta_rep or dyn.delta) ** -dyn.alpha
+
+
+def field_reference(scene: Scene, cls: int, dyn: Dynamics, z: np.ndarray) -> float:
+    """The value the playground subtracts before colouring a field: the plateau when it
+    exists, else the median of z (a fixed z, e.g. frame 0's, keeps colours steady)."""
+    far = plateau(scene, cls, dyn)
+    return float(np.median(z)) if far is None else far
 
 
 def displacement(frames: list[Frame], mask: np.ndarray) -> np.ndarray:
     """How far each masked sample moved from frame 0 to the last frame."""
     d = frames[-1].points[mask] - frames[0].points[mask]
     return np.linalg.norm(d, axis=1)
-
-
-def snapshot(scene: Scene, frame: Frame, dyn: Dynamics, cls: int, view, n: int = GRID) -> dict:
-    """What the playground draws for one frame: grid axes, Psi_cls on the grid, its colour
-    reference and the force on every point (keyword arguments of viz.field.field_figure)."""
-    xs, ys = grid_axes(view, n)
-    z = field_on_grid(scene, frame, cls, dyn, xs, ys)
-    return dict(xs=xs, ys=ys, z=z, reference=field_reference(scene, cls, dyn, z),
-                forces=point_forces(scene, frame, dyn), cls=int(cls))
-
-
-def advance(scene: Scene, frames: list[Frame], dyn: Dynamics, steps: int = 1) -> list[Frame]:
-    """Append `steps` descent steps to frames in place (the app's running simulation)."""
-    for _ in range(steps):
-        frames.append(step(scene, frames[-1], dyn))
-    return frames

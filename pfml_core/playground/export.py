@@ -1,5 +1,7 @@
 """Offline exports of the playground: a frame as PNG and the animation as GIF (matplotlib
-Agg + Pillow, no browser, no kaleido) and the scene as CSV."""
+Agg + Pillow, no browser, no kaleido) and the scene as CSV. The field has the app's colours:
+Psi_cls minus its reference (the plateau), on viz.field's scale (blue = pulled toward the
+class, red = pushed out of another class's margin)."""
 from __future__ import annotations
 
 import io
@@ -13,16 +15,22 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pfml_core.playground import descent  # noqa: E402
-from pfml_core.viz.field import CLASS_COLORS, colour_range  # noqa: E402
+from pfml_core.viz.field import CLASS_COLORS  # noqa: E402
+from pfml_core.viz.fieldmap import colorize, colour_limits  # noqa: E402
 
 
-def render_frame(scene, frame, dyn, cls: int, view, grid: int = 60, dpi: int = 80) -> Image.Image:
-    """The field of class `cls`, samples, proxies and force arrows of one frame."""
+def render_frame(scene, frame, dyn, cls: int, view, grid: int = 60, dpi: int = 80,
+                 reference: float | None = None, limits=None, force_top: float | None = None,
+                 title: str = "") -> Image.Image:
+    """The field of class `cls`, samples, proxies and force arrows of one frame.
+    `reference`, `limits` and `force_top` (the force drawn longest; default: from this
+    frame) keep the colours and arrow lengths of a series fixed."""
     xs, ys = descent.grid_axes(view, grid)
     z = descent.field_on_grid(scene, frame, cls, dyn, xs, ys)
-    zmin, zmax = colour_range(z, descent.field_reference(scene, cls, dyn, z))
+    z = z - (descent.field_reference(scene, cls, dyn, z) if reference is None else reference)
     fig, ax = plt.subplots(figsize=(6, 6), dpi=dpi)
-    ax.contourf(xs, ys, np.clip(z, zmin, zmax), levels=24, cmap="RdBu_r", vmin=zmin, vmax=zmax)
+    ax.imshow(colorize(z, *(limits or colour_limits(z))), origin="lower", extent=view,
+              interpolation="bilinear")
     colors = np.array(CLASS_COLORS)
     pts, prx = frame.points, frame.proxies
     clean = ~scene.flipped
@@ -35,12 +43,13 @@ def render_frame(scene, frame, dyn, cls: int, view, grid: int = 60, dpi: int = 8
     pos = np.concatenate([pts, prx]).reshape(-1, 2)
     f = descent.point_forces(scene, frame, dyn)
     mag = np.linalg.norm(f, axis=1)
-    scale = 0.07 * (view[1] - view[0]) * np.cbrt(mag / max(mag.max(initial=0), 1e-12))
+    top = mag.max(initial=0) if force_top is None else force_top
+    scale = 0.07 * (view[1] - view[0]) * np.minimum(np.cbrt(mag / max(top, 1e-12)), 1.5)
     uv = f / np.maximum(mag, 1e-12)[:, None] * scale[:, None]
     ax.quiver(pos[:, 0], pos[:, 1], uv[:, 0], uv[:, 1], angles="xy", scale_units="xy", scale=1,
               width=0.003)
     ax.set(xlim=view[:2], ylim=view[2:], aspect="equal", xticks=[], yticks=[],
-           title=f"class {cls} field, {dyn.potential}, step {frame.step}")
+           title=title or f"class {cls} field, {dyn.potential}, step {frame.step}")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -55,16 +64,47 @@ def png_bytes(scene, frame, dyn, cls: int, view) -> bytes:
 
 
 def gif_bytes(scene, frames, dyn, cls: int, view, max_frames: int = 30,
-              ms_per_frame: int = 120) -> bytes:
+              ms_per_frame: int = 120, dpi: int = 60) -> bytes:
     """An animated GIF of up to max_frames evenly spaced frames (coarser 40x40 field)."""
-    if not frames:
-        raise ValueError("frames must hold at least one frame, got 0")
-    picks = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).astype(int))
-    images = [render_frame(scene, frames[i], dyn, cls, view, grid=40, dpi=60) for i in picks]
+    return animation_bytes(scene, {"": (frames, dyn)}, cls, view, max_frames, ms_per_frame, dpi)
+
+
+def animation_bytes(scene, runs: dict, cls: int, view, max_frames: int = 30,
+                    ms_per_frame: int = 120, dpi: int = 60, fmt: str = "GIF") -> bytes:
+    """An animated GIF (or lossy WEBP, far smaller for these smooth fields) with one panel
+    per run, side by side: runs maps a title to (frames, dyn) of the same scene. Colours and
+    arrow lengths stay as at frame 0 of each run."""
+    if fmt not in ("GIF", "WEBP"):
+        raise ValueError(f"fmt must be GIF or WEBP, got {fmt!r}")
+    if not runs or any(not frames for frames, _ in runs.values()):
+        raise ValueError("runs must hold at least one run with at least one frame")
+    n = min(len(frames) for frames, _ in runs.values())
+    picks = np.unique(np.linspace(0, n - 1, min(max_frames, n)).astype(int))
+    xs, ys = descent.grid_axes(view, 40)
+    panels = []
+    for title, (frames, dyn) in runs.items():
+        z0 = descent.field_on_grid(scene, frames[0], cls, dyn, xs, ys)
+        ref = descent.field_reference(scene, cls, dyn, z0)
+        top = float(np.linalg.norm(descent.point_forces(scene, frames[0], dyn), axis=1).max(initial=0))
+        fixed = dict(reference=ref, limits=colour_limits(z0 - ref), force_top=top)  # as at frame 0
+        panels.append([render_frame(scene, frames[i], dyn, cls, view, grid=40, dpi=dpi,
+                                    title=f"{title}step {frames[i].step}" if title else "", **fixed)
+                       for i in picks])
+    images = [_row([p[k] for p in panels]) for k in range(len(picks))]
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
-                   duration=ms_per_frame, loop=0)
+    extra = dict(optimize=True) if fmt == "GIF" else dict(quality=70, method=6)
+    images[0].save(buf, format=fmt, save_all=True, append_images=images[1:],
+                   duration=ms_per_frame, loop=0, **extra)
     return buf.getvalue()
+
+
+def _row(images: list) -> Image.Image:
+    out = Image.new("RGB", (sum(i.width for i in images), max(i.height for i in images)), "white")
+    x = 0
+    for im in images:
+        out.paste(im, (x, 0))
+        x += im.width
+    return out
 
 
 def scene_table(scene, frame=None) -> pd.DataFrame:

@@ -1,10 +1,12 @@
 """2-D toy scenes for the field playground: a registry of seeded presets that each build
 samples (with sub-populations), proxies and label noise in plain plane coordinates.
-The descent on these scenes lives in pfml_core/descent.py."""
+A preset is a geometry plus the control values it starts from (like a TensorFlow
+Playground data set); build_scene obeys its config exactly and never overrides a value.
+The descent on these scenes lives in pfml_core/playground/descent.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,7 +40,6 @@ class Scene:
     subpop: np.ndarray
     proxies: np.ndarray
     proxy_labels: np.ndarray
-    notes: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -46,18 +47,25 @@ class Scene:
         return int(labels.max()) + 1 if labels.size else 0
 
 
+SCENE_DEFAULTS = dict(classes=3, points_per_class=20, proxies_per_class=2, noise=0.0)
+
+
 @dataclass(frozen=True)
 class Preset:
-    """A named geometry. layout(rng, classes, n) -> (points, labels, subpop)."""
+    """A named geometry, layout(rng, classes, n) -> (points, labels, subpop), with the
+    control values it starts from (`values`, over SCENE_DEFAULTS) and the ones it fixes
+    (`fixed`: a config with another value is rejected, the app shows them locked)."""
 
     name: str
     label: str
     teaches: str
     layout: Callable
-    classes: int | None = None  # fixed class count (None: the control decides)
-    min_noise: float = 0.0  # the preset needs at least this much label noise
-    samples: bool = True  # False: proxies only
-    min_proxies: int = 0
+    values: dict[str, Any] = field(default_factory=dict)
+    fixed: tuple[str, ...] = ()
+
+    def start(self) -> dict[str, Any]:
+        """Every scene value this preset starts from."""
+        return {**SCENE_DEFAULTS, **self.values}
 
 
 def _centres(classes: int, radius: float = RADIUS) -> np.ndarray:
@@ -90,19 +98,20 @@ def _multimodal_layout(rng, classes, n):
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("two_classes", "Two classes (the paper's figure)",
            "Blue wells around each class, red margins around the other.",
-           _gaussian_layout(RADIUS * 0.7, SPREAD), classes=2),
+           _gaussian_layout(RADIUS * 0.7, SPREAD), values=dict(classes=2), fixed=("classes",)),
     Preset("large_variation", "Large intra-class variation",
            "A class in separated clusters: the decayed pull keeps sub-populations apart.",
            _multimodal_layout),
     Preset("label_noise", "Label noise",
            "Far mislabeled points (X) feel a weak, decayed pull and are left alone.",
-           _gaussian_layout(RADIUS, SPREAD * 0.8), min_noise=0.1),
+           _gaussian_layout(RADIUS, SPREAD * 0.8), values=dict(noise=0.1)),
     Preset("tight_margin", "Tight margin",
            "Classes touch: repulsion acts only inside delta and opens a margin.",
            _gaussian_layout(RADIUS * 0.35, SPREAD)),
     Preset("proxies_only", "Proxies only",
            "Only proxies: they attract their own class and repel the others.",
-           _gaussian_layout(RADIUS, SPREAD), samples=False, min_proxies=3),
+           _gaussian_layout(RADIUS, SPREAD), values=dict(points_per_class=0, proxies_per_class=3),
+           fixed=("points_per_class", "noise")),
 ]}
 
 
@@ -110,10 +119,17 @@ def check_config(cfg: SceneConfig) -> SceneConfig:
     """Validate a SceneConfig; ValueError names the bad field."""
     guards.check_choice("preset", cfg.preset, PRESETS)
     guards.check_int("classes", cfg.classes, 2, 5)
-    guards.check_int("points_per_class", cfg.points_per_class, 1, 100)
+    guards.check_int("points_per_class", cfg.points_per_class, 0, 100)
     guards.check_int("proxies_per_class", cfg.proxies_per_class, 0, 10)
     guards.check_range("noise", cfg.noise, 0.0, 0.5)
     guards.check_int("seed", cfg.seed, 0)
+    preset = PRESETS[cfg.preset]
+    for name in preset.fixed:
+        want = preset.start()[name]
+        if getattr(cfg, name) != want:
+            raise ValueError(f"{name} must be {want} in the {cfg.preset} scene, got {getattr(cfg, name)!r}")
+    if cfg.points_per_class + cfg.proxies_per_class == 0:
+        raise ValueError("the scene needs points: points_per_class and proxies_per_class are both 0")
     return cfg
 
 
@@ -128,24 +144,22 @@ def flip_labels(labels: np.ndarray, rate: float, classes: int, rng) -> tuple[np.
     return noisy.astype(np.int64), flipped
 
 
+def preset_config(preset: str, **changes) -> SceneConfig:
+    """The SceneConfig a preset starts from, with `changes` on top."""
+    guards.check_choice("preset", preset, PRESETS)
+    return SceneConfig(preset=preset, **{**PRESETS[preset].start(), **changes})
+
+
 def build_scene(cfg: SceneConfig) -> Scene:
-    """The scene of a config: same config and seed -> identical arrays."""
+    """The scene of a config, exactly as configured: same config and seed -> identical
+    arrays. A value the preset fixes must match it (ValueError otherwise)."""
     check_config(cfg)
-    preset = PRESETS[cfg.preset]
-    classes = preset.classes or cfg.classes
     rng = np.random.default_rng(cfg.seed)
-    notes = [] if classes == cfg.classes else [f"This preset always uses {classes} classes."]
-    n = cfg.points_per_class if preset.samples else 0
-    pts, true, sub = preset.layout(rng, classes, n)
-    noise = max(cfg.noise, preset.min_noise)
-    if noise > cfg.noise:
-        notes.append(f"This preset flips at least {preset.min_noise:.0%} of the labels.")
-    labels, flipped = flip_labels(true, noise, classes, rng)
-    m = max(cfg.proxies_per_class, preset.min_proxies)
-    if m > cfg.proxies_per_class:
-        notes.append(f"This preset uses at least {m} proxies per class.")
-    proxies = 0.6 * rng.standard_normal((classes * m, 2))  # random init, as in training
-    return Scene(points=pts.astype(np.float32), labels=labels, true_labels=true.astype(np.int64),
-                 flipped=flipped, subpop=sub.astype(np.int64),
-                 proxies=proxies.astype(np.float32),
-                 proxy_labels=np.repeat(np.arange(classes), m).astype(np.int64), notes=notes)
+    pts, true, sub = PRESETS[cfg.preset].layout(rng, cfg.classes, cfg.points_per_class)
+    labels, flipped = flip_labels(true, cfg.noise, cfg.classes, rng)
+    m = cfg.proxies_per_class
+    proxies = 0.6 * rng.standard_normal((cfg.classes * m, 2))  # random init, as in training
+    return Scene(points=pts.astype(np.float32).reshape(-1, 2), labels=labels,
+                 true_labels=true.astype(np.int64), flipped=flipped, subpop=sub.astype(np.int64),
+                 proxies=proxies.astype(np.float32).reshape(-1, 2),
+                 proxy_labels=np.repeat(np.arange(cfg.classes), m).astype(np.int64))

@@ -1,100 +1,247 @@
-"""Playground figures: a class field Psi_j as a filled contour (blue wells = attraction,
-red = repulsion, colour centred on the field's far value and saturated, since 1/d^alpha
-spikes), samples by class (flipped ones as black-edged X), proxies as stars, force arrows
-(go.Quiver), the energy curve and the compare table."""
+"""Playground figures: a recorded descent (playground.movie.Movie, duck-typed) as ONE Plotly
+figure the browser plays by itself. Per panel (one per potential): the class field as an
+image under the points (fieldmap), samples by class (mislabeled ones as X), proxies as stars,
+force arrows as line segments. Frames carry positions, arrows, field image and step number;
+Play / Pause / Step / Reset and a step slider drive them client-side with `redraw: false`
+(Plotly moves the traces and swaps the images; a full redraw costs 70-250 ms on a busy
+2-core machine). Every axis, menu or slider stop costs the browser time on each frame and
+each new scene, so the figure holds nothing it need not; the energy curve is its own figure."""
 from __future__ import annotations
+
+import base64
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from pfml_core.viz.fieldmap import COLORSCALE, colorize, colour_limits, colour_ticks, png_uri
+
 CLASS_COLORS = ("#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")  # not blue/red: the field is
-ARROW_FRACTION = 0.1  # longest arrow as a fraction of the view width
+ARROW_FRACTION = 0.1  # arrow of the strongest force at step 0, as a fraction of the view width
+FRAME_MS = 30  # Play asks for a frame every 30 ms: 30 per second at 60 Hz, 20 if one is late
+HOLD_MS = 86_400_000  # Step shows the next frame, then holds it (a day) until the next click
+SLIDER_STEPS = 13  # at most this many slider stops
+_NOOP = {"data": [], "traces": []}  # an empty frame: lets Step's frame list start anywhere
+_GO = dict(mode="immediate", transition=dict(duration=0))
+FONT = "Source Sans Pro, Source Sans 3, sans-serif"  # the app's font
 
 
 def color(cls: int) -> str:
     return CLASS_COLORS[int(cls) % len(CLASS_COLORS)]
 
 
-def colour_range(z: np.ndarray, reference: float, q: float = 80.0) -> tuple[float, float]:
-    """Symmetric colour limits around the reference, saturating the top (100 - q)%."""
-    spread = float(np.percentile(np.abs(z - reference), q)) or 1.0
-    return reference - spread, reference + spread
+def legend_sentence(potential: str, cls: int, reference: float) -> str:
+    """What the colours mean, in words a student can read."""
+    if potential == "pfml":
+        return (f"Blue: pulled toward class {cls}. Red: pushed out of another class's margin. "
+                f"White: the plateau, where no force acts; its constant value {reference:.4g} "
+                "(every other-class source adds 1/delta_rep^alpha there) is subtracted.")
+    return (f"Blue: low potential for class {cls} (points of class {cls} are pulled there); red: "
+            f"high. This {potential} potential has no plateau: its step-0 median {reference:.4g} "
+            "is subtracted, and its pull keeps growing with distance.")
 
 
-def field_trace(xs, ys, z, reference: float) -> go.Contour:
-    zmin, zmax = colour_range(z, reference)
-    return go.Contour(x=np.asarray(xs).tolist(), y=np.asarray(ys).tolist(),
-                      z=np.asarray(z, dtype=float).tolist(), zmin=zmin, zmax=zmax,
-                      colorscale="RdBu_r", ncontours=24, opacity=0.85, name="Psi",
-                      contours=dict(coloring="heatmap", showlines=True),
-                      line=dict(width=0.3, color="rgba(0,0,0,0.25)"),
-                      colorbar=dict(title="Psi", len=0.8), hovertemplate="Psi=%{z:.3g}<extra></extra>")
+def arrow_path(pos: np.ndarray, forces: np.ndarray, unit: float, cap: float) -> np.ndarray:
+    """(6 m, 2) polyline of m arrows (tail, head, barb, head, barb, NaN) along `forces`,
+    of length unit * cbrt(|F|) (forces span decades), at most `cap`."""
+    mag = np.linalg.norm(forces, axis=1, keepdims=True)  # (m, 1)
+    length = np.minimum(unit * np.cbrt(mag), cap)
+    d = forces / np.maximum(mag, 1e-30)  # (m, 2) unit directions
+    head = pos + d * length
+    c, s = np.cos(np.radians(150)), np.sin(np.radians(150))
+    barb1 = head + 0.3 * length * np.c_[c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]]
+    barb2 = head + 0.3 * length * np.c_[c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]]
+    gap = np.full_like(pos, np.nan)
+    return np.stack([pos, head, barb1, head, barb2, gap], 1).reshape(-1, 2).astype(np.float32)
 
 
-def arrow_trace(positions: np.ndarray, forces: np.ndarray, width: float) -> go.Quiver:
-    """Arrows along each force; lengths cube-root compressed (forces span decades),
-    the true magnitude in the hover."""
-    mag = np.linalg.norm(forces, axis=1)  # (N,)
-    top = float(mag.max()) if mag.size and mag.max() > 0 else 1.0
-    length = ARROW_FRACTION * width * np.cbrt(mag / top)
-    unit = forces / np.maximum(mag, 1e-12)[:, None]
-    uv = unit * length[:, None]  # (N, 2) display vectors
-    return go.Quiver(x=positions[:, 0].tolist(), y=positions[:, 1].tolist(),
-                     u=uv[:, 0].tolist(), v=uv[:, 1].tolist(), customdata=mag.tolist(),
-                     arrowref="data", lengthmode="raw", anchor="tail", name="force",
-                     marker=dict(color="black", line=dict(width=1.6), arrowsize=1.2), showlegend=False,
-                     hovertemplate="|F|=%{customdata:.3g}<extra></extra>")
+def typed(a) -> dict:
+    """A float32 array in Plotly's typed-array form (base64; NaN kept as a line break)."""
+    return {"dtype": "f4", "bdata": base64.b64encode(np.asarray(a, np.float32).tobytes()).decode()}
 
 
-def point_traces(points, labels, flipped, proxies, proxy_labels) -> list[go.Scatter]:
-    """Clean samples by class, flipped samples (X, black edge, their noisy label's colour),
-    proxies as stars."""
-    traces = []
-    for c in sorted(set(np.concatenate([labels, proxy_labels]).tolist())):
-        keep = (labels == c) & ~flipped
-        traces.append(go.Scatter(x=points[keep, 0].tolist(), y=points[keep, 1].tolist(),
-                                 mode="markers", name=f"class {c}", legendgroup=f"c{c}",
-                                 marker=dict(color=color(c), size=8, line=dict(width=0.5, color="white"))))
-        star = proxy_labels == c
-        if star.any():
-            traces.append(go.Scatter(x=proxies[star, 0].tolist(), y=proxies[star, 1].tolist(),
-                                     mode="markers", name=f"proxy {c}", legendgroup=f"c{c}",
-                                     marker=dict(symbol="star", color=color(c), size=16,
-                                                 line=dict(width=1.5, color="black"))))
-    if flipped.any():
-        traces.append(go.Scatter(x=points[flipped, 0].tolist(), y=points[flipped, 1].tolist(),
-                                 mode="markers", name="mislabeled (label shown)",
-                                 marker=dict(symbol="x", size=12, color=[color(c) for c in labels[flipped]],
-                                             line=dict(width=1.5, color="black"))))
-    return traces
+def arrow_unit(movie) -> float:
+    """Arrow length per cbrt(force): the strongest force at step 0 gets ARROW_FRACTION of
+    the view width, for every frame (arrows shrink as the descent settles)."""
+    top = float(np.linalg.norm(movie.forces[0], axis=1).max(initial=0.0))
+    return ARROW_FRACTION * (movie.view[1] - movie.view[0]) / (np.cbrt(top) if top > 0 else 1.0)
 
 
-def field_figure(scene, frame, forces, xs, ys, z, reference: float, cls: int,
-                 title: str = "") -> go.Figure:
-    """The playground's main chart for one frame (positions from `frame`)."""
-    pos = np.concatenate([frame.points, frame.proxies]).reshape(-1, 2)  # (n + P, 2)
-    fig = go.Figure([field_trace(xs, ys, z, reference),
-                     *point_traces(frame.points, scene.labels, scene.flipped,
-                                   frame.proxies, scene.proxy_labels),
-                     arrow_trace(pos, forces, float(xs[-1] - xs[0]))])
-    fig.update_layout(title=title or f"Field of class {cls} — step {frame.step}",
-                      height=560, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=-0.05), uirevision="playground")
-    fig.update_xaxes(range=[float(xs[0]), float(xs[-1])], showgrid=False, zeroline=False)
-    fig.update_yaxes(range=[float(ys[0]), float(ys[-1])], scaleanchor="x", scaleratio=1,
-                     showgrid=False, zeroline=False)
-    return fig
+def _moving(scene, movie, k: int, unit: float) -> list[dict]:
+    """The animated traces of one panel at frame k: clean samples, mislabeled samples,
+    proxies, arrows."""
+    pts = movie.points[k]
+    pos = np.concatenate([pts, movie.proxies[k]]).reshape(-1, 2)
+    cap = 1.5 * ARROW_FRACTION * (movie.view[1] - movie.view[0])
+    arrows = arrow_path(pos, movie.forces[k], unit, cap)
+    xy = lambda a: dict(x=typed(a[:, 0]), y=typed(a[:, 1]))  # noqa: E731
+    return [xy(pts[~scene.flipped]), xy(pts[scene.flipped]), xy(movie.proxies[k]), xy(arrows)]
 
 
-def energy_figure(curves: dict[str, list[float]]) -> go.Figure:
-    """Total energy U per step, one line per potential."""
-    fig = go.Figure([go.Scatter(y=list(u), mode="lines", name=name) for name, u in curves.items()])
-    fig.update_layout(title="Total energy U (Eq. 6)", xaxis_title="step", yaxis_title="U",
-                      height=300, margin=dict(l=10, r=10, t=40, b=10), uirevision="energy")
-    if any(min(u, default=1) > 0 for u in curves.values()):
-        fig.update_yaxes(type="log")
-    return fig
+def _panel_traces(scene, movie, i: int, unit: float) -> list[dict]:
+    """Static styles + step-0 positions of the traces _moving animates (scalar styles where
+    possible: per-point style arrays cost the browser time on every frame)."""
+    axes = dict(xaxis=_axis("x", i), yaxis=_axis("y", i), showlegend=False)
+    now = _moving(scene, movie, 0, unit)
+    flip = scene.flipped
+    text = [f"sample {j}: label {a}" + (f" (true class {t})" if a != t else "")
+            for j, (a, t) in enumerate(zip(scene.labels, scene.true_labels))]
+    pick = lambda items, mask: [x for x, m in zip(items, mask) if m]  # noqa: E731
+    colours = [color(c) for c in scene.labels]
+    clean = dict(type="scatter", mode="markers", name="samples", text=pick(text, ~flip),
+                 hovertemplate="%{text}<extra></extra>", **axes, **now[0],
+                 marker=dict(color=pick(colours, ~flip), size=8, line=dict(width=0.5, color="white")))
+    wrong = dict(type="scatter", mode="markers", name="mislabeled", text=pick(text, flip),
+                 hovertemplate="%{text}<extra></extra>", **axes, **now[1],
+                 marker=dict(color=pick(colours, flip), size=12, symbol="x",
+                             line=dict(width=1.5, color="black")))
+    proxies = dict(type="scatter", mode="markers", name="proxies", text=[str(c) for c in scene.proxy_labels],
+                   hovertemplate="proxy of class %{text}<extra></extra>", **axes, **now[2],
+                   marker=dict(symbol="star", size=16, color=[color(c) for c in scene.proxy_labels],
+                               line=dict(width=1.5, color="black")))
+    arrows = dict(type="scatter", mode="lines", name="force", hoverinfo="skip", **axes, **now[3],
+                  line=dict(color="black", width=1.3))
+    return [clean, wrong, proxies, arrows]
+
+
+def _step_text(movie, k: int) -> dict:
+    """The step counter, a text trace in the first panel's corner (annotations are not
+    redrawn by frames that skip the full redraw; trace text is)."""
+    x0, x1, y0, y1 = movie.view
+    return dict(x=[x0 + 0.02 * (x1 - x0)], y=[y1 - 0.02 * (y1 - y0)],
+                text=[f"step: <b>{int(movie.steps[k])}</b> of {int(movie.steps[-1])}"])
+
+
+def _axis(letter: str, i: int) -> str:
+    """Axis id of panel i: 'x', 'x2', ... (and 'y', 'y2', ...)."""
+    return letter + (str(i + 1) if i else "")
+
+
+def key_text(scene) -> str:
+    """The figure's key in one line (an annotation draws much faster than a legend)."""
+    dot = '<span style="color:{}">{}</span> {}'
+    items = [dot.format(color(c), "\u25cf", f"class {c}") for c in range(scene.num_classes)]
+    items.append(dot.format("#555", "\u2605", "proxy"))
+    if scene.flipped.any():
+        items.append(dot.format("#555", "\u2716", "mislabeled (colour = given label)"))
+    return "   ".join(items)
+
+
+def _colourbar(limits, domain_x, title: str) -> dict:
+    """A point-less trace that only draws the colour bar of a panel's field image."""
+    vals, text = colour_ticks(*limits)
+    bar = dict(title=dict(text=title, side="top"), orientation="h", len=0.8 * (domain_x[1] - domain_x[0]),
+               x=(domain_x[0] + domain_x[1]) / 2, xanchor="center", y=-0.01, yanchor="top",
+               thickness=10, tickvals=vals, ticktext=text)
+    return dict(type="scatter", mode="markers", x=[None], y=[None], showlegend=False, hoverinfo="skip",
+                marker=dict(color=[-1, 1], cmin=-1, cmax=1, colorscale=COLORSCALE, showscale=True,
+                            colorbar=bar))
+
+
+def _image(movie, k: int, i: int, limits) -> dict:
+    x0, x1, y0, y1 = movie.view
+    return dict(source=png_uri(colorize(movie.field[k], *limits)), xref=_axis("x", i),
+                yref=_axis("y", i), x=x0, y=y1,
+                sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", xanchor="left", yanchor="top",
+                layer="below")
+
+
+def _controls(names: list[str]) -> tuple[list[dict], list[dict]]:
+    """Play / Pause / Step / Reset buttons and the step slider over frames `names`.
+    Step animates a list that, filtered by Plotly's fromcurrent rule (frames after the
+    first match of the current frame; unfiltered when no frame has been shown yet), always
+    begins with the frame after the current one: [noop, 1..K, K, 0, 1]; it shows that
+    frame and holds it (HOLD_MS) until the next click. At the last frame it stays.
+    The slider has at most SLIDER_STEPS stops, each costing the browser time on every frame;
+    the exact step is the text trace the frames update. Reset names frame 0 twice: a
+    one-frame list would make Plotly watch every frame to highlight the button (a redraw of
+    the menu per frame)."""
+    hold = dict(_GO, frame=dict(duration=0, redraw=False))
+    play = dict(_GO, fromcurrent=True, frame=dict(duration=FRAME_MS, redraw=False))
+    step_list = ([_NOOP, *names[1:], names[-1], names[0], names[1]] if len(names) > 1 else names)
+    step = dict(_GO, fromcurrent=True, frame=[dict(duration=0, redraw=False),
+                                              dict(duration=HOLD_MS, redraw=False)])
+    buttons = [dict(label="\u25b6 Play", method="animate", args=[None, play]),
+               dict(label="\u275a\u275a Pause", method="animate", args=[[None], hold]),
+               dict(label="Step \u25b8", method="animate", args=[step_list, step]),
+               dict(label="\u21ba Reset", method="animate", args=[[names[0], names[0]], hold])]
+    menu = dict(type="buttons", direction="left", showactive=False, buttons=buttons,
+                x=0.0, xanchor="left", y=-0.13, yanchor="top", pad=dict(t=4))
+    stride = max(1, -(-(len(names) - 1) // (SLIDER_STEPS - 1)))
+    stops = names[::stride] + ([names[-1]] if (len(names) - 1) % stride else [])
+    slider = dict(active=0, x=0.36, len=0.64, y=-0.13, yanchor="top", pad=dict(t=4, b=0),
+                  currentvalue=dict(visible=False), ticklen=4,
+                  steps=[dict(method="animate", label=n, args=[[n], hold]) for n in stops])
+    return [menu], [slider]
+
+
+def play_figure(scene, movies: dict, height: int = 680) -> go.Figure:
+    """One panel per Movie (same scene, one per potential) that the browser animates.
+    Colour limits, arrow scale and axes are fixed at step 0, so nothing jumps while playing."""
+    steps = next(iter(movies.values())).steps
+    names, last = [str(int(s)) for s in steps], int(steps[-1])
+    n, data, images, traces, layout, notes = len(movies), [], [], [], {}, []
+    frames = [dict(name=name, data=[], traces=traces, layout=dict(images=[])) for name in names]
+    for i, (label, movie) in enumerate(movies.items()):
+        left, right = i / n + 0.01, (i + 1) / n - 0.01
+        x0, x1, y0, y1 = movie.view
+        unit, limits = arrow_unit(movie), colour_limits(movie.field[0])
+        traces += [len(data) + j for j in range(4)]
+        data += _panel_traces(scene, movie, i, unit)
+        data.append(_colourbar(limits, (left, right), f"field - {movie.reference:.4g}"))
+        images.append(_image(movie, 0, i, limits))
+        for k, frame in enumerate(frames):
+            frame["data"] += _moving(scene, movie, k, unit)
+            frame["layout"]["images"].append(
+                dict(source=images[-1]["source"] if k == 0 else png_uri(colorize(movie.field[k], *limits))))
+        axis = dict(showgrid=False, zeroline=False, showticklabels=False, ticks="")
+        layout[f"xaxis{i + 1 if i else ''}"] = dict(axis, domain=[left, right], range=[x0, x1],
+                                                    constrain="domain")
+        layout[f"yaxis{i + 1 if i else ''}"] = dict(axis, domain=[0.0, 1.0], range=[y0, y1],
+                                                    scaleanchor=_axis("x", i), scaleratio=1,
+                                                    constrain="domain")
+        notes.append(dict(text=f"<b>{label}</b>: field of class {movie.cls}", x=(left + right) / 2,
+                          y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+                          showarrow=False))
+    notes.append(dict(text=key_text(scene), x=0.0, y=0.0, xref="paper", yref="paper", xanchor="left",
+                      yanchor="top", yshift=-125, xshift=8, showarrow=False))
+    first = next(iter(movies.values()))
+    traces.append(len(data))
+    data.append(dict(type="scatter", mode="text", name="step", hoverinfo="skip", showlegend=False,
+                     textposition="bottom right", textfont=dict(size=14, color="#222"),
+                     **_step_text(first, 0)))
+    for k, frame in enumerate(frames):
+        frame["data"].append(_step_text(first, k))
+    menus, sliders = _controls(names)
+    layout.update(height=height, margin=dict(l=10, r=10, t=30, b=150), images=images, annotations=notes,
+                  updatemenus=menus, sliders=sliders, uirevision="playground", hovermode="closest",
+                  showlegend=False, plot_bgcolor="white", font=dict(family=FONT))
+    return go.Figure(dict(data=data, layout=layout, frames=frames), _validate=False)
+
+
+def energy_figure(movies: dict, height: int = 220) -> go.Figure:
+    """The total energy U (Eq. 6) per computed step, one small panel per Movie (logarithmic
+    when U stays positive and spans decades: the first steps often drop by orders of magnitude)."""
+    n, data, layout = len(movies), [], {}
+    for i, (label, movie) in enumerate(movies.items()):
+        data.append(dict(type="scatter", mode="lines", name=label, x=movie.steps.tolist(),
+                         y=movie.energy.tolist(), xaxis=_axis("x", i), yaxis=_axis("y", i),
+                         line=dict(color="#444", width=1.5),
+                         hovertemplate="step %{x}: U = %{y:.4g}<extra></extra>"))
+        layout[f"xaxis{i + 1 if i else ''}"] = dict(domain=[i / n + 0.07, (i + 1) / n - 0.02],
+                                                    title=dict(text=f"step ({label})"), anchor=_axis("y", i))
+        positive = bool((movie.energy > 0).all())
+        decades = float(np.log10(movie.energy.max() / movie.energy.min())) if positive else 0.0
+        log = decades > 1.5  # a narrower log axis would label 2, 3, ... 9 in between
+        ticks = dict(dtick=int(np.ceil(decades / 5))) if decades > 5 else {}  # at most ~6 labels
+        layout[f"yaxis{i + 1 if i else ''}"] = dict(anchor=_axis("x", i), title=dict(text="U"),
+                                                    type="log" if log else "linear", **ticks)
+    layout.update(height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
+                  font=dict(family=FONT), plot_bgcolor="white",
+                  title=dict(text="Total energy U (Eq. 6) at each computed step", font=dict(size=14)))
+    for axis in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
+        layout[axis].update(automargin=True, showgrid=True, gridcolor="#eee", zeroline=False)
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
 
 
 def compare_table(scene, dragged: dict[str, np.ndarray]) -> pd.DataFrame:

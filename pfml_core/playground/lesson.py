@@ -1,0 +1,83 @@
+"""The guided lesson: five playground scenes, each with two or three sentences, that walk a
+class through PFML's ideas (docs/method.md, section 1). A scene is a set of playground
+control values, so the lesson draws it with the playground's own descent and figure, and
+"open in the playground" is an ordinary playground URL. Scenes are numbered from 1 in URLs
+(`?scene=3`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pfml_core.playground import url_state
+
+PARAM = "scene"  # the lesson's URL parameter
+
+
+@dataclass(frozen=True)
+class LessonScene:
+    """One scene: a title, its sentences and the playground values it differs in."""
+
+    title: str
+    text: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def playground_values(self) -> dict[str, Any]:
+        """Every playground control's value in this scene."""
+        return {**url_state.baseline(self.values.get("preset", url_state.DEFAULT_PRESET)), **self.values}
+
+
+SCENES: tuple[LessonScene, ...] = (
+    LessonScene(
+        "Attraction fades with distance",
+        "Every sample and proxy (star) is a source. The blue well of class 0 is deepest among its "
+        "own points and fades with distance: beyond delta a point pulls with alpha / d^(alpha+1), "
+        "so with alpha = 2 a point twice as far pulls eight times less. Press Play: the arrows "
+        "shrink as the class gathers, and stop once its points are within delta of each other.",
+        dict(preset="two_classes", points_per_class=12, proxies_per_class=1, alpha=2.0, delta=0.6,
+             seed=1, steps=60)),
+    LessonScene(
+        "Flat inside delta: no collapse",
+        "Inside delta the attraction is a flat floor, so classmates that are already close exert "
+        "no force. With delta 0.8 the PFML class (left) stays a cloud; the contrastive loss "
+        "(right) pulls with 2d and squeezes each class to a single point.",
+        dict(preset="two_classes", points_per_class=15, proxies_per_class=1, delta=0.8,
+             compare=True, compare_potential="contrastive", steps=120)),
+    LessonScene(
+        "The repulsion margin",
+        "Points of another class push only while they are inside the margin delta_rep (here equal "
+        "to delta): those are the red rings. The touching classes (no proxies here) push apart "
+        "until no point sits within delta of another class; beyond it repulsion is constant and "
+        "exerts no force, so they stop.",
+        dict(preset="tight_margin", proxies_per_class=0, steps=60)),
+    LessonScene(
+        "A far mislabeled sample is left alone",
+        "The X points carry a wrong label and sit deep inside another class. PFML (left) pulls them "
+        "toward their labelled class only with its faded far pull, so they stay. The contrastive "
+        "loss (right) pulls hardest on the farthest points and drags them across the plane.",
+        dict(preset="label_noise", compare=True, compare_potential="contrastive", steps=120)),
+    LessonScene(
+        "Proxies settle on the data",
+        "Here the samples are held still, as if the network were trained, and only the proxies "
+        "(stars) move. Under PFML each proxy is pulled hardest by the samples nearest to it, so it "
+        "lands on a sub-population of its class. Under the contrastive loss every sample pulls "
+        "every proxy alike, and the proxies meet at the class mean, in empty space between them.",
+        dict(preset="large_variation", classes=2, proxies_per_class=4, move_samples=False,
+             compare=True, compare_potential="contrastive", steps=200)),
+)
+
+
+def pick(query: Mapping[str, Any]) -> tuple[int, str | None]:
+    """(0-based scene index, notice or None) from URL params: `scene` counts from 1; a bad
+    value falls back to the first scene with a notice."""
+    raw = query.get(PARAM)
+    if raw is None:
+        return 0, None
+    raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
+    try:
+        number = int(str(raw))
+    except ValueError:
+        number = 0
+    if 1 <= number <= len(SCENES):
+        return number - 1, None
+    return 0, (f"URL value ignored: scene must be a whole number from 1 to {len(SCENES)}, "
+               f"got {url_state.shown(raw)}; showing scene 1.")
