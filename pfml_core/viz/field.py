@@ -1,11 +1,7 @@
-"""Playground figures: a recorded descent (playground.movie.Movie, duck-typed) as ONE Plotly
-figure the browser plays by itself. Per panel (one per potential): the class field as an
-image under the points (fieldmap), samples by class (mislabeled ones as X), proxies as stars,
-force arrows as line segments. Frames carry positions, arrows, field image and step number;
-Play / Pause / Step / Reset and a step slider drive them client-side with `redraw: false`
-(Plotly moves the traces and swaps the images; a full redraw costs 70-250 ms on a busy
-2-core machine). Every axis, menu or slider stop costs the browser time on each frame and
-each new scene, so the figure holds nothing it need not; the energy curve is its own figure."""
+"""Playground figures: a recorded descent (playground.movie.Movie) as ONE Plotly figure the
+browser plays by itself: per potential, the class field image (fieldmap), samples (mislabeled
+as X), proxies as stars and force arrows; Play / Pause / Step / Reset and a step slider run
+client-side with `redraw: false` (a full redraw costs 70-250 ms on a busy 2-core machine)."""
 from __future__ import annotations
 
 import base64
