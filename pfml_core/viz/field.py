@@ -1,7 +1,6 @@
 """Playground figures: a recorded descent (playground.movie.Movie) as ONE Plotly figure the
-browser plays by itself: per potential, the class field image (fieldmap), samples (mislabeled
-as X), proxies as stars and force arrows; Play / Pause / Step / Reset and a step slider run
-client-side with `redraw: false` (a full redraw costs 70-250 ms on a busy 2-core machine)."""
+browser plays by itself (field image, samples, proxies, force arrows per potential; Play /
+Pause / Step / Reset and a slider run client-side with `redraw: false`: no server rerun)."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +11,7 @@ import plotly.graph_objects as go
 
 from pfml_core.viz.fieldmap import COLORSCALE, colorize, colour_limits, colour_ticks, png_uri
 
-CLASS_COLORS = ("#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")  # not blue/red: the field is
+CLASS_COLORS = ("#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")  # not blue/red (the field)
 ARROW_FRACTION = 0.1  # arrow of the strongest force at step 0, as a fraction of the view width
 FRAME_MS = 30  # Play asks for a frame every 30 ms: 30 per second at 60 Hz, 20 if one is late
 HOLD_MS = 86_400_000  # Step shows the next frame, then holds it (a day) until the next click
