@@ -1,7 +1,8 @@
 """Training speed, as ratios measured in one run on one machine:
 1. seconds per training epoch on MNIST-5k, PFML vs Proxy Anchor with the same model
    (target: PFML at most 1.5x Proxy Anchor);
-2. UMAP of 2,500 embeddings + proxies: first call in this process vs a warm call.
+2. UMAP of 2,500 embeddings + proxies: first call in this process (numba compiles) vs a warm
+   call, and a warm-started map (what the app computes for each epoch after the first).
 Usage: python bench/train_speed.py [--epochs 2] [--max-batches N] [--device auto]"""
 from __future__ import annotations
 
@@ -37,17 +38,19 @@ def epoch_seconds(loss: str, epochs: int, max_batches: int | None, device: str) 
     return float(np.median([m[1] - m[0] for m in marks.values() if len(m) == 2]))
 
 
-def umap_seconds(n: int = 2500, proxies: int = 25, dim: int = 64) -> tuple[float, float]:
+def umap_seconds(n: int = 2500, proxies: int = 25, dim: int = 64) -> tuple[float, float, float]:
+    """(first call, warm cold-start call, warm-started call) seconds."""
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(10, dim))
     pts = centers[rng.integers(0, 10, n + proxies)] + 0.5 * rng.normal(size=(n + proxies, dim))
     pts /= np.linalg.norm(pts, axis=1, keepdims=True)
-    t0 = time.perf_counter()
-    projection.project(pts, "umap")
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    projection.project(pts, "umap")
-    return first, time.perf_counter() - t0
+    times = []
+    previous = None
+    for start in (None, None, "previous"):
+        t0 = time.perf_counter()
+        previous = projection.project(pts, "umap", previous if start else None)
+        times.append(time.perf_counter() - t0)
+    return times[0], times[1], times[2]
 
 
 def main() -> int:
@@ -61,9 +64,9 @@ def main() -> int:
     pf = epoch_seconds("pfml", a.epochs, a.max_batches, a.device)
     print(f"MNIST-5k epoch, small CNN: Proxy Anchor {pa:.3f} s, PFML {pf:.3f} s, "
           f"ratio {pf / pa:.2f}x (target <= 1.5x) -> {'OK' if pf / pa <= 1.5 else 'OVER'}")
-    first, warm = umap_seconds()
-    print(f"UMAP 2,500 embeddings + 25 proxies: first call {first:.2f} s, warm call {warm:.2f} s, "
-          f"ratio {first / warm:.1f}x")
+    first, warm, started = umap_seconds()
+    print(f"UMAP 2,500 embeddings + 25 proxies: first call {first:.2f} s, warm call {warm:.2f} s "
+          f"(ratio {first / warm:.1f}x), warm-started from the previous map {started:.2f} s")
     return 0
 
 

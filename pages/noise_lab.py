@@ -1,5 +1,6 @@
 """Label-noise lab: losses x noise rates x seeds trained in a background worker; measured
-R@1/R@2 vs noise beside the paper's 20%-noise table, plus where flipped samples ended."""
+R@1 vs noise beside the paper's 20%-noise table, memorization curves over epochs, and the
+training labels each run finds suspect (beside cleanlab's ranking)."""
 import streamlit as st
 
 from pfml_core import lab
@@ -13,23 +14,30 @@ st.caption("The paper's strongest claim: at 20% flipped labels PFML beats Proxy 
            f"+{lab.noise_gain()['CUB']} (CUB) / +{lab.noise_gain()['Cars']} (Cars) R@1. "
            "Check it on your data. Grids run in a background worker and are kept in the run store.")
 labels = cache.lab_loss_labels()
+regime = lab.default_grid()
+st.info(f"**Default grid** (MNIST-5k, PFML vs Proxy Anchor, 3 seeds). {regime['why']}")
 
 with st.form("noise_form"):
     c1, c2, c3 = st.columns(3)
     data = c1.selectbox("Data", ["mnist5k", "digits"], key="noise_data")
-    path = c1.text_input("…or a dataset path (folder, .zip, .npz, .csv)", key="noise_path")
-    losses = c2.multiselect("Losses", list(labels), ["pfml", "proxy_anchor"],
+    path = c1.text_input("…or an upload's stored name, or a path under the data root",
+                         key="noise_path", help=lab_panel.DATA_HELP)
+    models = ["mlp", "cnn", "auto"]
+    model = c1.selectbox("Model", models, models.index(regime["base"]["model"]), key="noise_model")
+    losses = c2.multiselect("Losses", list(labels), regime["losses"],
                             format_func=labels.get, key="noise_losses")
-    rates = c2.multiselect("Noise rates (%)", [0, 5, 10, 20, 30, 40], [0, 20], key="noise_rates")
-    seeds = c3.text_input("Seeds", "0,1,2", key="noise_seeds")
-    epochs = c3.number_input("Epochs", 1, 500, 5, key="noise_epochs")
+    rates = c2.multiselect("Noise rates (%)", [0, 5, 10, 20, 30, 40],
+                           [round(r * 100) for r in regime["noise_rates"]], key="noise_rates")
+    seeds = c3.text_input("Seeds", ",".join(map(str, regime["seeds"])), key="noise_seeds")
+    epochs = c3.number_input("Epochs", 1, 500, regime["base"]["epochs"], key="noise_epochs")
     batches = c3.number_input("Batches per epoch (0 = all)", 0, 10_000, 0, key="noise_batches")
     go = st.form_submit_button("Run grid", type="primary")
 if go:
+    base = {**regime["base"], "model": model, "epochs": int(epochs),
+            "max_batches_per_epoch": int(batches) or None}
     lab_panel.launch("noise", lambda: lab.noise_grid(
-        path.strip() or data, losses, [r / 100 for r in rates],
-        lab.parse_list("seeds", seeds, int),
-        base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None}), "noise_grid")
+        lab_panel.dataset(path, data), losses, [r / 100 for r in rates], lab.parse_list("seeds", seeds, int),
+        base=base, parallel=regime["parallel"]), "noise_grid")
 
 
 def results(grid: dict, frame) -> None:
@@ -38,18 +46,36 @@ def results(grid: dict, frame) -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(viz.noise_figure(agg, "R@1", labels), key="noise_r1")
     c2.plotly_chart(viz.noise_figure(agg, "R@2", labels), key="noise_r2")
-    gain = lab.gain(agg)
-    if len(gain):
-        st.markdown("**Measured PFML − Proxy Anchor (R@1):** " + ", ".join(
-            f"{n:.0%} noise: {g:+.3f}" for n, g in zip(gain["noise"], gain["gain"])))
-    c3, c4 = st.columns(2)
-    c3.plotly_chart(viz.noise_figure(agg, "flip_ratio", labels), key="noise_flip")
-    c4.plotly_chart(viz.noise_figure(agg, "W2", labels), key="noise_w2")
-    st.caption("flip_ratio: flipped samples' distance to their labelled (wrong) class centroid "
-               "over that to their true class (> 1: they stayed with their true class). "
-               "W2: proxy-to-data Wasserstein-2 distance (proxy losses only).")
-    st.dataframe(agg, key="noise_agg_table")
-    with st.expander("Every run"):
+    st.markdown(lab.gain_text(agg, labels))
+    runs = lab_panel.grid_runs(grid["id"])
+    curves = lab.curves_frame(runs)
+    summary = lab.curves_summary(curves)
+    noisy = sorted({n for n in summary.get("noise", []) if n > 0})
+    st.subheader("Memorization: how each loss treats the flipped labels, epoch by epoch")
+    if noisy:
+        at = st.select_slider("Noise rate", noisy, noisy[-1], format_func="{:.0%}".format,
+                              key="noise_curve_rate") if len(noisy) > 1 else noisy[0]
+        st.plotly_chart(viz.memorization_figure(summary, at, labels), key="noise_memo")
+        st.plotly_chart(viz.margin_figure(summary, at, labels), key="noise_margin")
+        st.caption(lab.MEMORIZATION_NOTE)
+    else:
+        st.info("Memorization curves appear once a run with flipped labels has finished.")
+    st.download_button("Download curves CSV", curves.to_csv(index=False),
+                       f"grid_{grid['id']}_curves.csv", "text/csv", key="noise_curves_csv")
+    st.subheader("Suspect labels: which training labels are probably wrong?")
+    st.caption(lab.suspects.HOW)
+    detect = lab.detection_table(agg)
+    if len(detect):
+        st.dataframe(detect, hide_index=True, key="noise_detect_table")
+    lab_panel.suspects_panel(runs)
+    with st.expander("Every run, and flip distances"):
+        c3, c4 = st.columns(2)
+        c3.plotly_chart(viz.noise_figure(agg, "flip_ratio", labels), key="noise_flip")
+        c4.plotly_chart(viz.noise_figure(agg, "W2", labels), key="noise_w2")
+        st.caption("flip_ratio: flipped samples' distance to their labelled (wrong) class centroid "
+                   "over that to their true class (> 1: they stayed with their true class). "
+                   "W2: proxy-to-data Wasserstein-2 distance (proxy losses only).")
+        st.dataframe(agg, key="noise_agg_table")
         st.dataframe(frame, key="noise_runs_table")
 
 

@@ -16,7 +16,8 @@ st.caption("The paper: best alpha near 3, delta flat over [0.1, 0.3], delta_rep 
 with st.form("sweep_form"):
     c1, c2, c3 = st.columns(3)
     data = c1.selectbox("Data", ["mnist5k", "digits"], key="sweep_data")
-    path = c1.text_input("…or a dataset path", key="sweep_path")
+    path = c1.text_input("…or an upload's stored name, or a path under the data root",
+                         key="sweep_path", help=lab_panel.DATA_HELP)
     mode = c1.radio("Search", ["grid", "random"], horizontal=True, key="sweep_mode")
     trials = c1.number_input("Random draws", 1, 200, 8, key="sweep_trials")
     alpha = c2.text_input("alpha", "1,3,5", key="sweep_alpha")
@@ -31,7 +32,7 @@ with st.form("sweep_form"):
 if go:
     p = lab.parse_list
     lab_panel.launch("sweep", lambda: lab.sweep_grid(
-        path.strip() or data, p("alpha", alpha), p("delta", delta), p("delta_rep − delta", gap),
+        lab_panel.dataset(path, data), p("alpha", alpha), p("delta", delta), p("delta_rep − delta", gap),
         p("proxies per class", proxies, int), p("seeds", seeds, int), mode=mode,
         n_trials=int(trials), noise=noise / 100,
         base={"epochs": int(epochs), "max_batches_per_epoch": int(batches) or None}),

@@ -1,21 +1,24 @@
 """Train a model: PFML (or a baseline) on real data, with live loss / Recall@K curves, the
-per-epoch UMAP of embeddings and proxies, and a query's nearest neighbours."""
-import numpy as np
-import pandas as pd
+per-epoch map of embeddings and proxies (PCA at once, UMAP from a warm worker) and a query's
+nearest neighbours. Training runs in its own process; this page only polls it."""
+from pathlib import Path
+
 import streamlit as st
 
 from pfml_core import data, training
-from pfml_core.eval import neighbours, snapshot_points
+from pfml_core.eval import neighbours
 from pfml_core.training import LOSSES, MODELS, TrainConfig, TrainJob
 from pfml_core.viz import training as viz
-from studio import cache
+from studio import cache, safe, train_session
 from studio.nav import use_app_navigation
 
-JOB = "train_job"
 use_app_navigation()  # first: see studio/nav.py
 st.title("Train a model")
 st.caption("Zero-shot protocol: the first half of the classes train, Recall@K is measured on "
            "the other half. Proxies are stars; flipped (noisy) training labels are ringed red.")
+maps = cache.train_map_service()  # the UMAP worker warms up while settings are chosen
+view = train_session.view()
+view.polling = view.active  # status() below polls until the next full run; set before it
 
 
 def data_source(col) -> str | None:
@@ -26,11 +29,13 @@ def data_source(col) -> str | None:
                           "of an image folder", type=["npz", "csv", "zip"], key="train_upload")
     if f is None:
         return None
-    try:
-        return str(data.store_upload(f.name, f.getvalue(), training.runs_dir() / "_uploads"))
+    try:  # checked before it is kept; old uploads expire (pfml_core.data.access)
+        stored = data.store_upload(f.name, f.getvalue(), training.runs_dir() / data.UPLOADS)
     except ValueError as e:
-        col.error(str(e))
+        safe.say("error", e, where=col)
         return None
+    col.caption(f"Stored as `{stored.name}`: the lab pages open it by that name.")
+    return str(stored)
 
 
 def loss_params(col, loss: str) -> dict:
@@ -55,7 +60,7 @@ def settings() -> tuple[TrainConfig | None, str]:
     noise = c3.slider("Label noise (fraction flipped)", 0.0, 0.5, 0.0, 0.05, key="train_noise")
     epochs = c3.number_input("Epochs", 1, 500, 5, key="train_epochs")
     max_b = c3.number_input("Batches per epoch (0 = all)", 0, 10_000, 0, key="train_max_batches")
-    method = c3.radio("Map", ["UMAP", "PCA"], horizontal=True, key="train_map_method")
+    method = c3.radio("Map", ["UMAP", "PCA"], horizontal=True, key="train_map_method").lower()
     with st.expander("More settings"):
         a, b = st.columns(2)
         split = a.selectbox("Split", data.SPLITS, key="train_split")
@@ -73,17 +78,17 @@ def start(config: TrainConfig, method: str) -> None:
     try:
         config.validate()
         dataset = cache.train_dataset(config.data)
-        data.split(dataset, config.split, config.seed)  # fail here, not in the thread
+        data.split(dataset, config.split, config.seed)  # fail here, not in the training process
     except ValueError as e:
-        st.error(str(e))
+        safe.say("error", e)
         return
-    if method == "UMAP":
-        cache.train_umap_warm_up()
-    job = TrainJob(config, training.new_run_dir(config), method.lower(), dataset)
-    st.session_state[JOB] = job.start()
+    view.replace(TrainJob(config, training.new_run_dir(config), method, dataset,
+                          maps if method == "umap" else None,
+                          heartbeat_s=train_session.HEARTBEAT_S).start())
+    st.rerun()  # redraw with Start disabled while the job runs
 
 
-def past_runs() -> None:
+def past_runs(method: str) -> None:
     listed = training.list_runs()
     if not listed:
         return
@@ -91,82 +96,99 @@ def past_runs() -> None:
         names = {r["name"]: r for r in listed}
         pick = st.selectbox("Run", list(names), key="train_past", format_func=lambda n: (
             f"{n} · R@1 {names[n]['R@1']:.3f} · {names[n]['epochs']} epochs"))
-        if st.button("Open", key="train_open"):
-            method = st.session_state.get("train_map_method", "UMAP").lower()
-            st.session_state[JOB] = TrainJob.from_run(names[pick]["path"], method).start()
+        if st.button("Open", key="train_open", disabled=view.running):
+            try:
+                job = TrainJob.from_run(names[pick]["path"], method, maps if method == "umap"
+                                        else None, heartbeat_s=train_session.HEARTBEAT_S)
+            except ValueError as e:
+                safe.say("error", e)
+                return
+            view.replace(job.start())
+            st.rerun()
+
+
+@st.fragment(run_every=2.0 if maps.state == "warming" else None)
+def where(device: str, method: str, state: str) -> None:
+    """Where training runs, and the UMAP worker's state (polled while it warms up)."""
+    if maps.state != state:
+        st.rerun()  # warm now: redraw (and stop polling)
+    umap = {"ready": "UMAP ready", "warming": "UMAP warming up (once per server; PCA is "
+            "shown meanwhile)"}.get(state, f"UMAP {state}")
+    st.caption(f"Training runs on: {cache.train_device(device, method)}"
+               + (f" · {umap}" if method == "umap" else ""))
 
 
 config, method = settings()
+where(config.device if config else "auto", method, maps.state)
 b1, b2, _ = st.columns([1, 1, 6])
-if b1.button("Start", type="primary", key="train_start", disabled=config is None):
+if b1.button("Start", type="primary", key="train_start", disabled=config is None or view.running):
     start(config, method)
-job = st.session_state.get(JOB)
-if b2.button("Stop", key="train_stop", disabled=job is None or job.done):
-    job.stop()
-past_runs()
+if b2.button("Stop", key="train_stop", disabled=not view.running):
+    view.job.stop()
+past_runs(method)
 
 
-def neighbours_view(job: TrainJob, snap, names) -> None:
-    try:
-        images = cache.train_dataset(job.config.data)
-    except ValueError:
+@st.fragment(run_every=1.0 if view.polling else None)
+def status() -> None:
+    """Polled every second while something changes: the heartbeat, the progress line, and a
+    full redraw when the job has news (never a rebuild of the figures on a quiet tick)."""
+    job = view.job
+    if job is None:
+        st.info("Choose data, model and loss, then press Start.")
         return
-    if images.kind != "image":
+    job.touch()
+    if job.version != view.drawn or view.active != view.polling:
+        st.rerun()  # news, or nothing left to wait for: redraw the page once
+    where = f" · on {job.device}" if job.device else ""
+    if job.error:
+        safe.say("error", job.error)
+    if job.map_error:
+        safe.say("warning", job.map_error)
+    epoch = job.snapshots[-1].epoch if job.snapshots else 0
+    if job.running:
+        i, n = job.progress
+        st.progress(min(1.0, (epoch + (i / n if n else 0)) / job.config.epochs),
+                    text=f"epoch {epoch + 1} of {job.config.epochs} · batch {i}/{n}{where}")
+    else:
+        saved = f" · saved in {Path(job.out_dir).name}" if job.out_dir else ""  # no server path
+        st.success(f"{'stopped after' if job.stopped else 'finished'} {epoch} epochs{where}{saved}")
+    if job.map_method == "umap" and job.maps_pending and job.map_view()[0] == "PCA":
+        st.caption("UMAP is computing; PCA is shown meanwhile.")
+
+
+def class_names(config: TrainConfig) -> tuple[dict, object | None]:
+    try:
+        ds = cache.train_dataset(config.data)
+    except ValueError:
+        return {g: [str(i) for i in range(1000)] for g in ("train", "held-out")}, None
+    return data.split_class_names(ds.class_names, config.split), ds
+
+
+def neighbours_view(snap, names, images) -> None:
+    if images is None or images.kind != "image":
         return
     st.subheader("Nearest neighbours of a held-out query")
-    picked = st.session_state.get("train_map_sel")
+    picked = st.session_state.get("train_map")
     rows = [p["customdata"][0] for p in (picked or {}).get("selection", {}).get("points", [])
             if p.get("customdata") and p.get("legendgroup") == "held-out"]
     q = st.number_input("Query (held-out sample #; or click a diamond in the map)", 0,
                         len(snap.labels) - 1, int(rows[0]) if rows else 0, key="train_query")
-    nn = neighbours(snap.embeddings, int(q), 8)
-    img = lambda r: images.X[snap.eval_index[r]]  # noqa: E731
-    fig = viz.neighbours_figure(img(int(q)), [img(r) for r in nn],
-                                [bool(snap.labels[r] == snap.labels[q]) for r in nn],
-                                [names["held-out"][snap.labels[r]] for r in nn])
-    st.plotly_chart(fig, key="train_nn_fig")
+
+    def build():
+        nn = neighbours(snap.embeddings, int(q), 8)
+        img = lambda r: images.X[snap.eval_index[r]]  # noqa: E731
+        return viz.neighbours_figure(img(int(q)), [img(r) for r in nn],
+                                     [bool(snap.labels[r] == snap.labels[q]) for r in nn],
+                                     [names["held-out"][snap.labels[r]] for r in nn])
+
+    st.plotly_chart(view.cached("neighbours", (snap.epoch, int(q)), build), key="train_nn_fig")
 
 
-@st.fragment(run_every=1.0 if job is not None and job.running else None)
-def live() -> None:
-    job = st.session_state.get(JOB)
-    if job is None:
-        st.info("Choose data, model and loss, then press Start.")
-        return
-    if job.error:
-        st.error(job.error)
-    snaps = list(job.snapshots)
-    epoch = snaps[-1].epoch if snaps else 0
-    if job.running:
-        i, n = job.progress
-        st.progress(min(1.0, (epoch + (i / n if n else 0)) / job.config.epochs),
-                    text=f"epoch {epoch + 1} of {job.config.epochs} · batch {i}/{n}")
-    else:
-        st.success(f"finished {epoch} epochs" + (f" · saved in {job.out_dir}" if job.out_dir else ""))
-    if not snaps:
-        return
-    df = pd.DataFrame([{"epoch": s.epoch, "loss": s.loss, **s.metrics} for s in snaps])
-    st.plotly_chart(viz.curves_figure(df), key="train_curves")
-    try:
-        names = data.split_class_names(cache.train_dataset(job.config.data).class_names, job.config.split)
-    except ValueError:
-        names = {g: [str(i) for i in range(100)] for g in ("train", "held-out")}
-    _, meta = snapshot_points(snaps[-1])
-    umap_ready = [s.epoch for s in snaps if s.epoch in job.layouts]
-    if umap_ready and umap_ready[-1] == epoch:
-        layouts, label = {e: job.layouts[e] for e in umap_ready}, "UMAP"
-    else:
-        layouts, label = {s.epoch: job.layout(s.epoch)[0] for s in snaps}, "PCA"
-        if job.map_method == "umap":
-            st.caption("UMAP is computing; PCA is shown meanwhile.")
-    st.plotly_chart(viz.embedding_map_figure(layouts, meta, names, label), key="train_map",
-                    on_select="rerun", selection_mode="points")
-    st.session_state["train_map_sel"] = st.session_state.get("train_map")
-    neighbours_view(job, snaps[-1], names)
-    if not job.running and (label == "UMAP" or job.map_method == "pca") and st.session_state.get("train_live"):
-        st.session_state["train_live"] = False
-        st.rerun()  # stop polling: redraw once without run_every
-    st.session_state["train_live"] = job.running or label != "UMAP" and job.map_method == "umap"
-
-
-live()
+view.drawn = view.job.version if view.job is not None else -1
+status()
+if view.job is not None and view.job.snapshots:
+    names, images = class_names(view.job.config)
+    st.plotly_chart(view.curves(), key="train_curves")
+    st.plotly_chart(view.map_figure(names), key="train_map", on_select="rerun",
+                    selection_mode="points")
+    neighbours_view(view.job.snapshots[-1], names, images)

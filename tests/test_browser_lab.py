@@ -1,6 +1,7 @@
 """Both lab pages in Debian chromium against a real `streamlit run app.py`: a tiny grid is
-started from the form, runs in a background worker, its results appear, and a reload (a
-browser refresh) still lists the finished grid."""
+started from the form, runs in a background worker, its results appear (read back from the
+Plotly figures the browser drew, and the suspect-label thumbnails), and a reload (a browser
+refresh) still lists the finished grid."""
 from __future__ import annotations
 
 import re
@@ -22,18 +23,40 @@ def fill(page, label: str, value: str) -> None:
     box.press("Tab")
 
 
+FIGURES = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')].map(gd =>
+  [gd._fullLayout.title.text, gd._fullData.map(t => ({name: t.name, x: Array.from(t.x || []),
+   y: Array.from(t.y || []), axis: t.xaxis}))]))"""
+
+
 def test_noise_lab_tiny_grid_in_browser(app_url, page):
     page.goto(f"{app_url}/noise_lab")
     page.get_by_text("Label-noise lab").first.wait_for()
+    page.get_by_text("Default grid").first.wait_for()
     choose(page, "Data", "digits")
     fill(page, "Seeds", "0")
-    fill(page, "Epochs", "1")
+    fill(page, "Epochs", "2")
     fill(page, "Batches per epoch (0 = all)", "2")
     page.get_by_role("button", name="Run grid").click()
     page.get_by_text(re.compile(r"Grid #\d+: done — 4 done")).first.wait_for(timeout=DEADLINE_MS)
     page.get_by_text("Measured PFML − Proxy Anchor (R@1):").first.wait_for()
-    assert page.locator(".js-plotly-plot").count() >= 5  # R@1, R@2, flip, W2, paper
-    assert "R@1 vs label noise" in page.content()
+    page.get_by_text(re.compile(r"labels flipped by the run\. Detection AUROC: margin")).first.wait_for()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5")
+    figs = page.evaluate(FIGURES)
+    print(list(figs))
+    r1 = {t["name"]: t for t in figs["R@1 vs label noise (mean ± std over seeds)"]}
+    assert r1["PFML (potential field)"]["x"] == [0, 20] and len(r1["Proxy Anchor"]["y"]) == 2
+    memo = figs["Memorization at 20% label noise (mean ± std over seeds)"]
+    assert {t["name"] for t in memo} == {"PFML (potential field)", "Proxy Anchor"}
+    assert all(t["x"] == [0, 1, 2] for t in memo)  # epoch 0 (untrained) and 2 trained epochs
+    shares = [y for t in memo if t["axis"] == "x2" for y in t["y"]]
+    assert len(shares) == 6 and all(0 <= y <= 1 for y in shares)
+    margin = figs["Label margin of flipped vs clean training samples at 20% noise"]
+    assert {t["name"] for t in margin} == {"pfml: clean", "pfml: flipped", "proxy_anchor: clean",
+                                           "proxy_anchor: flipped"}
+    thumbs = page.locator("[data-testid='stImage'] img")
+    assert thumbs.count() == 16 and thumbs.first.evaluate("i => i.naturalWidth") > 0
+    page.get_by_text(re.compile(r"^#\d+: \d → \d · ")).first.wait_for()
+    page.get_by_text("Download suspects CSV").first.wait_for()
     page.reload()
     page.get_by_text(re.compile(r"Grid #\d+: done — 4 done")).first.wait_for()
     page.get_by_text("Download CSV").first.wait_for()

@@ -1,26 +1,129 @@
-"""Real browser: open /train, start a short run and see the UMAP map of embeddings and
-proxies appear (chromium + Playwright against a real `streamlit run app.py`)."""
+"""Real browser, the page's defaults (MNIST-5k, 5 epochs, UMAP): what a person sees, read back
+from the rendered figures (gd._fullData / gd._fullLayout of a real `streamlit run app.py` in
+chromium with SwiftShader WebGL).
+- the UMAP map is on screen before the run ends;
+- at the last epoch the map shows the data: the train points together cover most of each axis
+  and every class's train points a real part of it (today's bug: a shrunken map squeezed every
+  embedding into 0.5% of the view);
+- legends hold only what they should (no "loss" entry among the retrieval curves, no
+  "flipped label" entry without flipped labels);
+- clicking a held-out diamond picks it as the neighbour query."""
+import time
+
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+FIGURES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
+    title: (gd.layout.title && gd.layout.title.text) || '',
+    xrange: gd._fullLayout.xaxis ? gd._fullLayout.xaxis.range : null,
+    yrange: gd._fullLayout.yaxis ? gd._fullLayout.yaxis.range : null,
+    traces: gd._fullData.map(t => ({name: t.name, type: t.type, showlegend: t.showlegend,
+        group: t.legendgroup, x: Array.from(t.x || []), y: Array.from(t.y || []),
+        rows: Array.from(t.customdata || []).map(c => c[0])}))}))"""
+MAP = "of embeddings and proxies"
 
-def _set_number(page, label, value):
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    page.wait_for_timeout(500)
+
+def figures(page) -> list[dict]:
+    return page.evaluate(FIGURES_JS)
 
 
-def test_short_training_shows_umap(app_url, page):
+def the_map(page) -> dict | None:
+    return next((f for f in figures(page) if MAP in f["title"]), None)
+
+
+def coverage(fig: dict, group: str) -> dict[str, tuple[float, float]]:
+    """Per trace of a group: the fraction of the x and of the y axis range its points span."""
+    (x0, x1), (y0, y1) = fig["xrange"], fig["yrange"]
+    return {t["name"]: ((max(t["x"]) - min(t["x"])) / (x1 - x0),
+                        (max(t["y"]) - min(t["y"])) / (y1 - y0))
+            for t in fig["traces"] if t["group"] == group and len(t["x"]) > 1}
+
+
+def shows_the_data(fig: dict) -> list[str]:
+    """What is wrong with how the map shows its points (empty: nothing)."""
+    wrong = []
+    (x0, x1), (y0, y1) = fig["xrange"], fig["yrange"]
+    every = [(x, y) for t in fig["traces"] for x, y in zip(t["x"], t["y"])]
+    if any(not (x0 <= x <= x1 and y0 <= y <= y1) for x, y in every):
+        wrong.append("points outside the view")
+    train = [t for t in fig["traces"] if t["group"] == "train"]
+    xs = [x for t in train for x in t["x"]]
+    ys = [y for t in train for y in t["y"]]
+    if (max(xs) - min(xs)) < 0.5 * (x1 - x0) or (max(ys) - min(ys)) < 0.5 * (y1 - y0):
+        wrong.append(f"train points squeezed: x {min(xs):.3g}..{max(xs):.3g} in {x0:.3g}..{x1:.3g}, "
+                     f"y {min(ys):.3g}..{max(ys):.3g} in {y0:.3g}..{y1:.3g}")
+    for name, (cx, cy) in coverage(fig, "train").items():
+        if cx < 0.2 or cy < 0.2:
+            wrong.append(f"{name} covers only {cx:.0%} of x, {cy:.0%} of y")
+    return wrong
+
+
+def legend(fig: dict) -> list[str]:
+    return [t["name"] for t in fig["traces"] if t["showlegend"]]
+
+
+def test_defaults_run_shows_umap_live_and_the_data(app_url, page):
     page.goto(f"{app_url}/train")
-    page.get_by_text("Choose data, model and loss").wait_for(timeout=90_000)
-    _set_number(page, "Epochs", 1)
-    _set_number(page, "Batches per epoch (0 = all)", 2)
+    page.get_by_text("Choose data, model and loss").wait_for(timeout=120_000)
+    # the UMAP worker warms up when the page opens (numba compiles once per server)
+    page.get_by_text("UMAP ready").wait_for(timeout=400_000)
     page.get_by_role("button", name="Start").click()
-    # PCA first, then the UMAP map once it is computed (numba may compile on first use)
-    page.get_by_text("finished 1 epochs").wait_for(timeout=180_000)
-    page.locator("text=/UMAP of embeddings and proxies · epoch 1/").wait_for(timeout=240_000)
-    assert page.locator(".js-plotly-plot").count() >= 2
-    # neighbours marked right or wrong, drawn just after the map (wait: no race with Plotly)
+    umap_while_running = None
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        running = page.get_by_text("finished 5 epochs").count() == 0
+        fig = the_map(page)
+        if fig and fig["title"].startswith("UMAP") and running and umap_while_running is None:
+            umap_while_running = fig["title"]
+        if not running:
+            break
+        page.wait_for_timeout(500)
+    assert umap_while_running, "no UMAP map on screen before the run ended"
+    page.locator(f"text=/UMAP {MAP} · epoch 5/").wait_for(timeout=120_000)
+    page.wait_for_timeout(1500)  # let Plotly finish drawing
+    fig = the_map(page)
+    assert fig["title"] == f"UMAP {MAP} · epoch 5"
+    assert shows_the_data(fig) == []
+
+    curves = next(f for f in figures(page) if any(t["name"] == "R@1" for t in f["traces"]))
+    assert legend(curves) == ["R@1", "R@2", "R@4", "R@8", "MAP@R"]
+    want = {f"{g} {c}" for g, cs in (("train", "01234"), ("proxy", "01234"),
+                                     ("held-out", "56789")) for c in cs}
+    assert sorted(legend(fig)) == sorted(want)  # no "flipped label" entry without noise
+
+    # click a held-out diamond with no other mark nearby: it becomes the neighbour query
+    query = pick_isolated_held_out(page, fig)
+    page.mouse.click(query["px"], query["py"])
+    box = page.get_by_label("Query (held-out sample #; or click a diamond in the map)")
+    for _ in range(60):
+        if box.input_value() == str(query["row"]):
+            break
+        page.wait_for_timeout(500)
+    assert box.input_value() == str(query["row"])
     page.locator("text=/✓|✗/").first.wait_for(timeout=60_000)
+
+
+def pick_isolated_held_out(page, fig: dict) -> dict:
+    """Screen position and row of a held-out point at least 8 px from every other point."""
+    return page.evaluate("""() => {
+        const gd = [...document.querySelectorAll('.js-plotly-plot')]
+            .find(g => (g.layout.title.text || '').includes('of embeddings and proxies'));
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const box = gd.getBoundingClientRect();
+        const pts = [];
+        gd._fullData.forEach(t => Array.from(t.x).forEach((x, i) => pts.push({
+            px: box.left + xa._offset + xa.l2p(x), py: box.top + ya._offset + ya.l2p(t.y[i]),
+            held: t.legendgroup === 'held-out', row: t.customdata ? t.customdata[i][0] : null})));
+        const inside = p => p.px > box.left + xa._offset + 10 && p.py > box.top + ya._offset + 10
+            && p.px < box.left + xa._offset + xa._length - 10
+            && p.py < box.top + ya._offset + ya._length - 10;
+        let best = null, bestGap = 0;
+        for (const p of pts.filter(p => p.held && inside(p))) {
+            let gap = Infinity;
+            for (const q of pts) if (q !== p) gap = Math.min(gap, Math.hypot(p.px - q.px, p.py - q.py));
+            if (gap > bestGap) { best = p; bestGap = gap; }
+        }
+        if (bestGap < 8) throw new Error('no isolated held-out point');
+        return best;
+    }""")

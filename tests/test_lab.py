@@ -159,3 +159,125 @@ def test_sweep_figures_show_measured_and_paper():
     assert list(arr(measured["x"])) == [1, 3] and np.allclose(arr(measured["y"]), [0.55, 0.8])
     assert list(arr(line["paper Cars R@1 (%)"]["y"])) == lab_paper.ABLATIONS["alpha"][1]
     assert _fig(viz.sweep_line(frame, "seed")) == {}  # no such axis, no paper curve
+
+
+# --- memorization curves, regime, gain text (issue: label-noise lab that shows the effect) ---
+from types import SimpleNamespace  # noqa: E402
+
+from pfml_core.lab import regime as lab_regime  # noqa: E402
+from tests import lab_fakes  # noqa: E402
+
+
+def _fake_history(noise: float, epochs: int = 2):
+    return [SimpleNamespace(epoch=e, metrics={"R@1": 0.5 + 0.1 * e}, margins=lab_fakes.margins(e, noise))
+            for e in range(epochs + 1)]
+
+
+def test_memorization_means_flipped_and_clean_margins_by_hand():
+    curves = lab_measure.memorization(_fake_history(0.25))
+    i = np.arange(lab_fakes.N_ROWS)
+    flipped = i < 10  # round(0.25 * 40)
+    assert curves["epoch"] == [0, 1, 2] and curves["R@1"] == pytest.approx([0.5, 0.6, 0.7])
+    for e in range(3):
+        assert curves["margin_flipped"][e] == pytest.approx(np.mean(-0.5 + 0.3 * e + 0.001 * i[flipped]), abs=1e-6)
+        assert curves["margin_clean"][e] == pytest.approx(np.mean(0.5 + 0.001 * i[~flipped]), abs=1e-6)
+    # memorized: flipped margin > 0 -> none at epochs 0-1 (-0.5, -0.2), all at epoch 2 (+0.1)
+    assert curves["memorized"] == [0.0, 0.0, 1.0]
+    clean = lab_measure.memorization(_fake_history(0.0))
+    assert np.isnan(clean["margin_flipped"]).all() and np.isnan(clean["memorized"]).all()
+
+
+def _curve_runs():
+    runs = []
+    for i, (loss, seed) in enumerate(itertools.product(["pfml", "proxy_anchor"], [0, 1])):
+        hist = _fake_history(0.25)
+        for s in hist:
+            s.metrics["R@1"] += 0.01 * seed + (0.2 if loss == "pfml" else 0)
+        runs.append({"id": i, "status": "done", "params": {"loss": loss, "noise": 0.25, "seed": seed},
+                     "metrics": {"curves": lab_measure.memorization(hist)}})
+    runs.append({"id": 9, "status": "failed", "params": {"loss": "pfml", "noise": 0.25, "seed": 2},
+                 "metrics": None})
+    return runs
+
+
+def test_curves_frame_and_summary_over_seeds():
+    frame = lab_measure.curves_frame(_curve_runs())
+    assert len(frame) == 4 * 3 and set(frame["run"]) == {0, 1, 2, 3}  # the failed run left out
+    summary = lab_measure.curves_summary(frame).set_index(["loss", "noise", "epoch"])
+    row = summary.loc[("pfml", 0.25, 2)]
+    assert row["R@1 mean"] == pytest.approx(np.mean([0.9, 0.91])) and row["n"] == 2
+    assert row["R@1 std"] == pytest.approx(np.std([0.9, 0.91], ddof=1))
+    assert row["memorized mean"] == 1.0 and row["memorized std"] == 0.0
+    assert lab_measure.curves_frame([]).empty and lab_measure.curves_summary(pd.DataFrame()).empty
+
+
+def test_memorization_and_margin_figures_plot_the_summary():
+    summary = lab_measure.curves_summary(lab_measure.curves_frame(_curve_runs()))
+    labels = {"pfml": "PFML", "proxy_anchor": "Proxy Anchor"}
+    fig = viz.memorization_figure(summary, 0.25, labels).to_plotly_json()
+    r1 = [t for t in fig["data"] if t["name"] == "PFML" and t["xaxis"] == "x"][0]
+    pf = summary[summary["loss"] == "pfml"].sort_values("epoch")
+    assert list(arr(r1["x"])) == [0, 1, 2] and np.allclose(arr(r1["y"]), pf["R@1 mean"])
+    assert np.allclose(arr(r1["error_y"]["array"]), pf["R@1 std"])
+    mem = [t for t in fig["data"] if t["name"] == "Proxy Anchor" and t["xaxis"] == "x2"][0]
+    assert list(arr(mem["y"])) == [0.0, 0.0, 1.0]
+    m = {t["name"]: t for t in viz.margin_figure(summary, 0.25, labels).to_plotly_json()["data"]}
+    assert np.allclose(arr(m["pfml: flipped"]["y"]), pf["margin_flipped mean"][1:])  # trained epochs
+    assert list(arr(m["pfml: flipped"]["x"])) == [1, 2]
+    assert m["pfml: flipped"]["line"]["dash"] == "dash" and m["proxy_anchor: clean"]["xaxis"] == "x2"
+    empty = viz.memorization_figure(summary, 0.4)
+    assert "no finished runs" in empty.layout.annotations[0].text
+
+
+def test_run_metrics_stores_curves_and_last_values():
+    hist = _fake_history(0.25)
+    for s in hist:
+        s.seconds, s.train_flipped = 0.1, None
+    result = SimpleNamespace(history=hist, stopped=False, config=SimpleNamespace(noise=0.25))
+    m = lab_measure.run_metrics(result)
+    assert m["curves"]["memorized"] == [0.0, 0.0, 1.0] and m["memorized"] == 1.0
+    assert m["margin_flipped"] == m["curves"]["margin_flipped"][-1]
+    json.dumps(m)  # what the store writes
+    summary, table = lab_measure.run_suspects(result)
+    assert summary["suspect_epochs"] == 2 and summary["suspect_auroc"] == 1.0  # R@1 rises: all
+    assert list(table.columns[:5]) == ["row", "given_label", "suggested_label", "score", "flipped"]
+    assert table["flipped"][:10].all()  # the 10 flipped rows rank first
+
+
+def test_default_grid_is_the_stated_regime():
+    d = lab_regime.default_grid("cpu")
+    assert (d["data"], d["losses"], d["noise_rates"], d["seeds"]) == (
+        "mnist5k", ["pfml", "proxy_anchor"], [0.0, 0.2], [0, 1, 2])
+    assert d["base"] == {"model": "mlp", "epochs": lab_regime.EPOCHS, "embedding_size": 64,
+                         "eval_subset": 1000, "device": "cpu"}
+    assert d["kind"] == "cpu" and 1 <= d["parallel"] <= 4 and str(lab_regime.EPOCHS) in d["why"]
+    spec, runs = lab.noise_grid(d["data"], d["losses"], d["noise_rates"], d["seeds"],
+                                base=d["base"], parallel=d["parallel"])
+    assert len(runs) == 12 and spec["parallel"] == d["parallel"]
+    assert all(cfg["model"] == "mlp" and cfg["epochs"] == lab_regime.EPOCHS for _, cfg in runs)
+    with pytest.raises(ValueError, match="parallel"):
+        lab.noise_grid("digits", ["pfml"], [0], [0], parallel=0)
+
+
+def test_gain_text_states_both_means_and_spreads():
+    agg = lab.aggregate(lab.runs_frame(_runs()), ["loss", "noise"])
+    text = lab.gain_text(agg, {"pfml": "PFML (potential field)", "proxy_anchor": "Proxy Anchor"})
+    pf = agg.set_index(["loss", "noise"]).loc[("pfml", 0.2)]
+    assert text.startswith("**Measured PFML − Proxy Anchor (R@1):** 0% noise: ")
+    assert f"PFML {pf['R@1 mean']:.3f} ± {pf['R@1 std']:.3f}" in text and "n = 3 / 3" in text
+    assert lab.gain_text(agg[agg["loss"] == "pfml"]) == ""
+
+
+def test_detection_table_names_the_columns():
+    rows = [{"id": i, "status": "done", "params": {"loss": loss, "noise": 0.2, "seed": i},
+             "metrics": {"R@1": 0.5, "suspect_auroc": 0.9 + 0.01 * i, "cleanlab_auroc": 0.7,
+                         "suspect_precision": 0.8, "cleanlab_precision": 0.4}}
+            for i, loss in enumerate(["pfml", "pfml", "proxy_anchor"])]
+    rows.append({"id": 9, "status": "done", "params": {"loss": "pfml", "noise": 0.0, "seed": 0},
+                 "metrics": {"R@1": 0.6}})  # no flips: no detection figures
+    agg = lab.aggregate(lab.runs_frame(rows), ["loss", "noise"], lab.REPORTED)
+    t = lab_measure.detection_table(agg)
+    assert list(t.columns) == ["loss", "noise", "margin AUROC", "cleanlab AUROC", "margin precision",
+                               "cleanlab precision", "n"]
+    assert list(t["loss"]) == ["pfml", "proxy_anchor"] and list(t["margin AUROC"]) == [0.905, 0.92]
+    assert lab_measure.detection_table(agg.iloc[0:0]).empty

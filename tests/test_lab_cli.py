@@ -89,3 +89,40 @@ def test_lab_worker_command_runs_a_stored_grid(tmp_path, capsys):
     assert f"grid {gid}: done" in capsys.readouterr().out
     assert [r["metrics"]["R@1"] for r in store.runs(gid)] == [
         expected_r1(r["config"]) for r in store.runs(gid)] == [0.5, 0.51, 0.44, 0.45]
+
+
+def test_noise_lab_without_flags_queues_the_default_grid(tmp_path, monkeypatch):
+    from pfml_core.lab import commands, regime
+
+    seen = {}
+    monkeypatch.setattr(commands, "_execute", lambda kind, spec, runs, args, axes:
+                        seen.update(kind=kind, spec=spec, runs=runs) or 0)
+    assert cli.main(["noise-lab", "--store", str(tmp_path / "lab.sqlite")]) == 0
+    d = regime.default_grid()
+    assert seen["kind"] == "noise" and len(seen["runs"]) == 2 * len(d["noise_rates"]) * 3
+    assert seen["spec"]["parallel"] == d["parallel"] and seen["spec"]["seeds"] == [0, 1, 2]
+    cfg = seen["runs"][0][1]
+    assert (cfg["model"], cfg["epochs"], cfg["max_batches_per_epoch"]) == (d["base"]["model"], regime.EPOCHS, None)
+    assert cli.main(["noise-lab", "--epochs", "2", "--max-batches", "3", "--seeds", "4"]) == 0
+    assert [(c["epochs"], c["max_batches_per_epoch"], c["seed"]) for _, c in seen["runs"]][0] == (2, 3, 4)
+
+
+def test_lab_export_writes_the_curves(tmp_path, capsys):
+    from pfml_core.lab import grid as lab
+    from pfml_core.lab import worker
+    from tests.lab_fakes import EPOCHS, quick
+
+    store = Store(tmp_path / "lab.sqlite")
+    spec, runs = lab.noise_grid("digits", ["pfml", "triplet"], [0.25], [0], base={"epochs": 1})
+    gid = store.create_grid("noise", spec, runs)
+    assert worker.run_grid(gid, store, quick) == "done"
+    assert cli.main(["lab-export", str(gid), str(tmp_path / "runs.csv"), "--store", str(store.path),
+                     "--curves", str(tmp_path / "curves.csv")]) == 0
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert len(curves) == 2 * (EPOCHS + 1) and list(curves["epoch"][:EPOCHS + 1]) == list(range(EPOCHS + 1))
+    assert list(curves.columns) == ["run", "loss", "noise", "seed", "epoch", "R@1", "margin_flipped",
+                                    "margin_clean", "memorized"]
+    assert list(curves["memorized"][:EPOCHS + 1]) == [0.0, 0.0, 1.0, 1.0]  # -0.5 + 0.3 * epoch > 0
+    runs_csv = pd.read_csv(tmp_path / "runs.csv")
+    assert list(runs_csv["suspect_auroc"]) == [1.0, 1.0] and "cleanlab_auroc" in runs_csv
+    assert store.samples(store.runs(gid)[0]["id"])["flipped"][:10] == [True] * 10

@@ -1,15 +1,18 @@
 """pages/noise_lab.py under AppTest: a tiny grid runs in a real background worker and its
-results show in the table and figures; bad input is an st.error; Cancel stops a grid;
-grids already in the store (a restarted app) are listed."""
+results show in the table and figures (R@1 vs noise, memorization curves, suspect labels as
+captioned images with the detection figures); the form starts from the default regime; an
+ETA shows while a grid runs; bad input is an st.error; Cancel stops a grid; grids already in
+the store (a restarted app) are listed."""
 from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from pfml_core.lab import grid as lab
-from pfml_core.lab import worker
+from pfml_core.lab import regime, worker
 from pfml_core.lab.store import Store
-from tests.lab_fakes import expected_r1
+from studio import lab_panel
+from tests.lab_fakes import EPOCHS, expected_r1
 from tests.lab_helpers import arr, traces, wait_for
 
 PAGE = "../pages/noise_lab.py"
@@ -25,6 +28,22 @@ def page() -> AppTest:
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
+def frame_with(at: AppTest, column: str):
+    """The first st.dataframe on the page that has `column`."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def chart(at: AppTest, title: str) -> dict:
+    """The Plotly figure whose title starts with `title`, as the browser receives it."""
+    import json
+
+    for c in at.get("plotly_chart"):
+        fig = json.loads(c.proto.spec)
+        if fig["layout"].get("title", {}).get("text", "").startswith(title):
+            return fig
+    raise AssertionError(f"no chart titled {title!r}")
+
+
 @pytest.fixture
 def fake_trainer(monkeypatch):
     """Workers the page starts train with tests.lab_fakes.quick (known R@1, no real training)."""
@@ -35,10 +54,10 @@ def fake_trainer(monkeypatch):
 
 def test_tiny_grid_runs_and_shows_results(runs_dir, fake_trainer):
     at = page()
-    assert not at.exception and at.info[0].value.startswith("No grids yet")
+    assert not at.exception and any(i.value.startswith("No grids yet") for i in at.info)
     at.selectbox(key="noise_data").set_value("digits")
     at.multiselect(key="noise_rates").set_value([0, 20])
-    at.text_input(key="noise_seeds").set_value("0")
+    at.text_input(key="noise_seeds").set_value("0,1")
     at.number_input(key="noise_epochs").set_value(1)
     at.number_input(key="noise_batches").set_value(2)
     at.button[0].click().run()
@@ -48,13 +67,31 @@ def test_tiny_grid_runs_and_shows_results(runs_dir, fake_trainer):
     at.run()
     runs = Store().runs(grid["id"])
     assert [r["metrics"]["R@1"] for r in runs] == [expected_r1(r["config"]) for r in runs]
-    agg = at.dataframe[0].value.set_index(["loss", "noise"])
-    for r in runs:
-        assert agg.loc[(r["params"]["loss"], r["params"]["noise"]), "R@1 mean"] == pytest.approx(r["metrics"]["R@1"])
+    agg = frame_with(at, "R@1 mean").set_index(["loss", "noise"])
+    for (loss, noise), row in agg.iterrows():
+        mine = [r["metrics"]["R@1"] for r in runs if (r["params"]["loss"], r["params"]["noise"]) == (loss, noise)]
+        assert row["R@1 mean"] == pytest.approx(sum(mine) / 2) and row["n"] == 2
     r1 = traces(at.get("plotly_chart")[0].proto.spec)["PFML (potential field)"]
-    assert list(arr(r1["x"])) == [0, 20]
+    assert list(arr(r1["x"])) == [0, 20] and "array" in r1["error_y"]  # a spread bar each
     assert at.selectbox(key="noise_grid").value == grid["id"]
-    assert any("Measured PFML − Proxy Anchor" in m.value for m in at.markdown)
+    assert any(m.value.startswith("**Measured PFML − Proxy Anchor (R@1):** 0% noise") for m in at.markdown)
+    # memorization: the fake's flipped margins are -0.5 + 0.3 * epoch (memorized from epoch 2)
+    memo = chart(at, "Memorization at 20% label noise")
+    share = [t for t in memo["data"] if t["name"] == "Proxy Anchor" and t["xaxis"] == "x2"][0]
+    assert list(arr(share["x"])) == list(range(EPOCHS + 1)) and list(arr(share["y"])) == [0, 0, 1, 1]
+    margins = {t["name"]: t for t in chart(at, "Label margin of flipped vs clean")["data"]}
+    assert list(arr(margins["pfml: flipped"]["x"])) == list(range(1, EPOCHS + 1))  # trained epochs
+    assert arr(margins["pfml: flipped"]["y"])[0] == pytest.approx(-0.2 + 0.001 * 3.5, abs=1e-6)
+    # suspects: PFML at 20%, seed 0 first; 8 flipped digits rows, rows 0..7, rank first
+    assert at.selectbox(key="noise_suspect_run").value.endswith("pfml · 20% noise · seed 0")
+    assert any(m.value.startswith("**8 labels flipped by the run.** Detection AUROC: margin 1.000")
+               for m in at.markdown)
+    captions = [c for e in at.get("image") for c in e.captions]
+    assert len(captions) == 16 and captions[0] == "#0: 1 → 0 · 0.200 · flipped"
+    detect = frame_with(at, "margin AUROC")
+    assert list(detect["noise"]) == [0.2, 0.2] and list(detect["margin AUROC"]) == [1.0, 1.0]
+    assert list(detect.columns) == ["loss", "noise", "margin AUROC", "cleanlab AUROC",
+                                    "margin precision", "cleanlab precision", "n"]
 
 
 def test_bad_seeds_are_an_error_not_a_traceback(runs_dir):
@@ -94,4 +131,38 @@ def test_restarted_app_lists_stored_grids(runs_dir):
     sb = at.selectbox(key="noise_grid")
     assert sb.options[0].startswith(f"#{gid} · digits · triplet · 1 runs") and len(sb.options) == 2
     assert "Grid #%d: **done**" % gid in at.get("progress")[0].proto.text
-    assert at.dataframe[0].value["R@1 mean"].tolist() == [0.625]
+    assert frame_with(at, "R@1 mean")["R@1 mean"].tolist() == [0.625]
+    assert any("Memorization curves appear once" in i.value for i in at.info)
+
+
+def test_form_starts_from_the_default_regime(runs_dir):
+    at = page()
+    d = regime.default_grid()
+    assert at.number_input(key="noise_epochs").value == regime.EPOCHS
+    assert at.selectbox(key="noise_model").value == d["base"]["model"]
+    assert at.multiselect(key="noise_rates").value == [round(r * 100) for r in d["noise_rates"]]
+    assert at.text_input(key="noise_seeds").value == "0,1,2"
+    assert any(d["why"] in i.value for i in at.info)
+
+
+def test_eta_shows_while_a_grid_runs(runs_dir):
+    s = Store()
+    spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [0, 1, 2], base={"epochs": 4})
+    gid = s.create_grid("noise", spec, runs)
+    worker.start(gid, s, "tests.lab_fakes:blocking")  # seed 0 done, seed 1 at epoch 1, blocking
+    wait_for(lambda: s.runs(gid)[1]["progress"] == 1, 60, "one epoch reported")
+    at = page()
+    text = at.get("progress")[0].proto.text
+    assert "1 done" in text and " left" in text
+    worker.cancel(gid, s)
+    assert " left" not in page().get("progress")[0].proto.text
+
+
+def test_eta_text_by_hand():
+    grid = {"status": "running", "spec": {"parallel": 2}}
+    runs = [{"status": "done", "config": {"epochs": 10}, "started": 0.0, "finished": 200.0},
+            {"status": "queued", "config": {"epochs": 10}, "started": None},
+            {"status": "queued", "config": {"epochs": 10}, "started": None}]
+    assert lab_panel.eta_text(grid, runs, now=300.0) == " · about 3.3 min left"  # 400 s / 2
+    assert lab_panel.eta_text(grid, runs[1:], now=300.0) == " · estimating time left…"
+    assert lab_panel.eta_text({**grid, "status": "done"}, runs, now=300.0) == ""

@@ -1,15 +1,20 @@
-"""2-D maps of embeddings and proxies together: PCA at once, UMAP when it is ready. Maps are
-kept stable from epoch to epoch (UMAP warm-started from the previous layout, then every
-layout Procrustes-aligned to the previous one) so an animation does not jump."""
+"""2-D maps of embeddings and proxies together: PCA at once, UMAP when it is ready. Maps stay
+stable from epoch to epoch through warm starts (UMAP starts from the previous layout) and a
+rotation/reflection onto the previous layout (orthogonal Procrustes). They are never rescaled:
+each map keeps its own extent, so a small or unrelated earlier map cannot shrink a later one."""
 from __future__ import annotations
 
 import functools
 import os
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "pfml_studio" / "numba"))
+
+UMAP_EPOCHS = {"cold": 200, "warm": 50}  # optimisation epochs: first map, warm-started map
 
 
 def _check(points) -> np.ndarray:
@@ -29,51 +34,68 @@ def pca_layout(points) -> np.ndarray:
 
 
 def align(layout: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
-    """Rotate/reflect, scale and shift `layout` onto `reference` (orthogonal Procrustes)."""
-    if reference is None or reference.shape != layout.shape:
+    """Rotate/reflect `layout` onto `reference` (orthogonal Procrustes, no scaling) and move
+    it to the reference's centre. Distances within the layout are kept exactly."""
+    from scipy.linalg import orthogonal_procrustes
+
+    layout = np.asarray(layout, dtype=np.float32)
+    if reference is None or np.shape(reference) != layout.shape:
         return layout
+    reference = np.asarray(reference, dtype=np.float64)
     a, b = layout - layout.mean(0), reference - reference.mean(0)
-    u, s, vt = np.linalg.svd(a.T @ b)
-    r = u @ vt  # (2, 2) best rotation/reflection
-    scale = s.sum() / max(float((a ** 2).sum()), 1e-12)
-    return (scale * a @ r + reference.mean(0)).astype(np.float32)
+    r, _ = orthogonal_procrustes(a, b)  # (2, 2), r @ r.T = I
+    return (a @ r + reference.mean(0)).astype(np.float32)
+
+
+def exact_knn(points, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's k nearest points (itself first), by brute force: (n, k) indices and
+    Euclidean distances. UMAP's own small-data path calls a Python distance per pair."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = _check(points)
+    dist, idx = NearestNeighbors(n_neighbors=min(k, len(x)), algorithm="brute").fit(x).kneighbors(x)
+    return idx, dist.astype(np.float32)
 
 
 def umap_layout(points, init: np.ndarray | None = None, seed: int = 0,
                 n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
-    """(n, D) -> (n, 2) UMAP; init (n, 2) warm-starts from a previous epoch's layout."""
+    """(n, D) -> (n, 2) UMAP. init (n, 2) warm-starts from a previous epoch's layout (a short,
+    gentle refinement); without it the map starts from the points' PCA."""
     import umap  # lazy: numba compiles on first use (see warm_up)
 
     x = _check(points)
-    warm = init is not None and init.shape == (len(x), 2)
-    start = _scaled(init) if warm else "spectral"
-    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist,
-                        init=start, random_state=seed, n_jobs=1,
-                        # warm start: short and gentle, so the map refines instead of jumping
-                        n_epochs=50 if warm else None, learning_rate=0.3 if warm else 1.0)
-    return reducer.fit_transform(x).astype(np.float32)
+    warm = init is not None and np.shape(init) == (len(x), 2)
+    k = min(n_neighbors, len(x) - 1)
+    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, random_state=seed, n_jobs=1,
+                        init=_scaled(init if warm else pca_layout(x)),
+                        n_epochs=UMAP_EPOCHS["warm" if warm else "cold"],
+                        learning_rate=0.3 if warm else 1.0, precomputed_knn=exact_knn(x, k))
+    with warnings.catch_warnings():  # no search index kept: we never call transform()
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+        warnings.filterwarnings("ignore", message=".*n_jobs.*random_state.*")
+        return reducer.fit_transform(x).astype(np.float32)
 
 
 def _scaled(layout: np.ndarray) -> np.ndarray:
     """UMAP expects an init within about +-10."""
-    c = layout - layout.mean(0)
+    c = np.asarray(layout, dtype=np.float64)
+    c = c - c.mean(0)
     return (10 * c / max(float(np.abs(c).max()), 1e-12)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=1)
 def warm_up() -> float:
-    """Compile UMAP's numba kernels once per process; returns the seconds it took."""
-    import time
-
+    """Compile UMAP's numba kernels once per process (a cold and a warm-started map, the two
+    paths the app takes); returns the seconds it took."""
     t0 = time.perf_counter()
-    rng = np.random.default_rng(0)
-    umap_layout(rng.normal(size=(60, 8)))
+    x = np.random.default_rng(0).normal(size=(60, 8))
+    umap_layout(x, init=umap_layout(x))
     return time.perf_counter() - t0
 
 
 def project(points, method: str = "umap", previous: np.ndarray | None = None,
             seed: int = 0) -> np.ndarray:
-    """One epoch's map, warm-started from and aligned to the previous epoch's."""
+    """One epoch's map, warm-started from (UMAP) and rotated onto the previous epoch's."""
     if method == "pca":
         return align(pca_layout(points), previous)
     if method == "umap":

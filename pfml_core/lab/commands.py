@@ -1,14 +1,20 @@
 """CLI for the lab: `python -m pfml_core noise-lab ...` and `python -m pfml_core sweep ...`
-run a grid in the foreground (or --background) into the same store the app reads;
-`lab-export GRID OUT.csv` writes a stored grid's runs as CSV. The parsers are added to
-pfml_core.cli's, the one entry point."""
+run a grid in the foreground (or --background) into the same store the app reads (noise-lab
+with no flags: the default grid of pfml_core.lab.regime); `lab-export GRID OUT.csv
+[--curves C.csv]` writes a stored grid's runs (and memorization curves) as CSV;
+`suspects RUN_DIR --top N --out suspects.csv` ranks a run folder's training labels. The
+parsers are added to pfml_core.cli's, the one entry point."""
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 from pfml_core.lab import grid as lab
-from pfml_core.lab import worker
+from pfml_core.lab import measure, regime, runtime, suspects, worker
 from pfml_core.lab.store import Store
+
+SWEEP_BASE = {"epochs": 5, "model": "auto", "embedding_size": 64, "eval_subset": 1000}
 
 
 def _floats(s: str) -> list[float]:
@@ -19,36 +25,48 @@ def _ints(s: str) -> list[int]:
     return [int(v) for v in s.split(",") if v.strip()]
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, seeds: str, base: dict) -> None:
+    """Flags left out take the values in `base` (noise-lab: the device's default regime)."""
     p.add_argument("--data", default="mnist5k", help="mnist5k | digits | path")
-    p.add_argument("--seeds", type=_ints, default=[0], help="comma list, e.g. 0,1,2")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--max-batches", type=int, default=None, help="batches per epoch (default all)")
-    p.add_argument("--model", default="auto")
-    p.add_argument("--embedding-size", type=int, default=64)
-    p.add_argument("--eval-subset", type=int, default=1000)
+    p.add_argument("--seeds", type=_ints, default=None, help=f"comma list (default {seeds})")
+    p.add_argument("--epochs", type=int, default=None, help=f"(default {base['epochs']})")
+    p.add_argument("--max-batches", type=int, default=None,
+                   help="batches per epoch, 0 = all (default all)")
+    p.add_argument("--model", default=None, help=f"(default {base['model']})")
+    p.add_argument("--embedding-size", type=int, default=None,
+                   help=f"(default {base['embedding_size']})")
+    p.add_argument("--eval-subset", type=int, default=None, help=f"(default {base['eval_subset']})")
     p.add_argument("--device", default="auto")
     p.add_argument("--store", default=None, help="SQLite store (default runs_dir()/lab.sqlite)")
     p.add_argument("--background", action="store_true", help="start a worker and return")
     p.add_argument("--export", default=None, metavar="OUT.csv", help="write the runs as CSV")
 
 
-def _base(args) -> dict:
-    return {"epochs": args.epochs, "max_batches_per_epoch": args.max_batches, "model": args.model,
-            "embedding_size": args.embedding_size, "eval_subset": args.eval_subset,
-            "device": args.device}
+def _base(args, defaults: dict) -> dict:
+    given = {"epochs": args.epochs, "model": args.model, "embedding_size": args.embedding_size,
+             "eval_subset": args.eval_subset}
+    base = {**defaults, **{k: v for k, v in given.items() if v is not None}, "device": args.device}
+    if args.max_batches is not None:
+        base["max_batches_per_epoch"] = args.max_batches or None
+    return base
 
 
 def add_parsers(subparsers) -> None:
     """Add the noise-lab, sweep and lab-export subcommands to pfml_core.cli's parser, and the
     hidden lab-worker that worker.start launches as a detached process."""
-    p = subparsers.add_parser("noise-lab", help="losses x label-noise rates x seeds")
-    _common(p)
-    p.add_argument("--losses", default="pfml,proxy_anchor", help="comma list of LOSSES names")
-    p.add_argument("--noise", type=_floats, default=[0.0, 0.2], help="fractions, e.g. 0,0.1,0.2,0.4")
+    cpu = regime.default_grid("cpu")
+    p = subparsers.add_parser("noise-lab", help="losses x label-noise rates x seeds",
+                              description=regime.WHY["cpu"] + " " + regime.WHY["cuda"])
+    _common(p, "0,1,2", cpu["base"])
+    p.add_argument("--losses", default=None, help="comma list of LOSSES names "
+                   f"(default {','.join(cpu['losses'])})")
+    p.add_argument("--noise", type=_floats, default=None,
+                   help="fractions, e.g. 0,0.1,0.2,0.4 (default 0,0.2; 0,0.2,0.4 on a GPU)")
+    p.add_argument("--curves", default=None, metavar="CURVES.csv",
+                   help="write the memorization curves (one row per run and epoch) as CSV")
     p.set_defaults(func=run_noise_lab)
     s = subparsers.add_parser("sweep", help="PFML over alpha, delta, delta_rep - delta, proxies")
-    _common(s)
+    _common(s, "0", SWEEP_BASE)
     s.add_argument("--alpha", type=_floats, default=[3.0])
     s.add_argument("--delta", type=_floats, default=[0.2])
     s.add_argument("--delta-gap", type=_floats, default=[0.0], help="delta_rep - delta values")
@@ -61,7 +79,17 @@ def add_parsers(subparsers) -> None:
     e.add_argument("grid_id", type=int)
     e.add_argument("out")
     e.add_argument("--store", default=None)
+    e.add_argument("--curves", default=None, metavar="CURVES.csv",
+                   help="also write the memorization curves (one row per run and epoch)")
     e.set_defaults(func=run_export)
+    u = subparsers.add_parser("suspects", help="rank a run folder's training labels, most "
+                              "suspect first", description=suspects.__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    u.add_argument("run_dir", help="a run folder (python -m pfml_core train ... --out DIR)")
+    u.add_argument("--top", type=int, default=None, help="rows to write (default: all)")
+    u.add_argument("--out", default="suspects.csv", help="CSV to write (default suspects.csv)")
+    u.add_argument("--window", default="peak", help="epochs averaged: peak | all | a number")
+    u.set_defaults(func=run_suspects)
     w = subparsers.add_parser("lab-worker")  # no help=: hidden; started by worker.start
     w.add_argument("grid_id", type=int)
     w.add_argument("--store", default=None, help="SQLite store (default: runs_dir()/lab.sqlite)")
@@ -69,10 +97,20 @@ def add_parsers(subparsers) -> None:
     w.set_defaults(func=run_worker)
 
 
+def _store(path: str | None) -> Store:
+    """The store at path; a damaged file is kept aside and a fresh one started (one line)."""
+    store = Store(path)
+    if store.recovered:
+        print(f"note: the run store was damaged; it is kept as {store.recovered.name} and a "
+              "fresh one was started", file=sys.stderr, flush=True)
+    return store
+
+
 def _execute(kind: str, spec: dict, runs: list, args, axes: list[str]) -> int:
-    store = Store(args.store)
+    store = _store(args.store)
     gid = store.create_grid(kind, spec, runs)
     print(f"grid {gid}: {len(runs)} runs -> {store.path}", flush=True)
+    t0 = time.perf_counter()
     if args.background:
         print(f"worker pid {worker.start(gid, store)}", flush=True)
         return 0
@@ -80,38 +118,76 @@ def _execute(kind: str, spec: dict, runs: list, args, axes: list[str]) -> int:
     def on_run(run, status):
         r = next(x for x in store.runs(gid) if x["id"] == run["id"])
         r1 = f" R@1={r['metrics']['R@1']:.3f}" if status == "done" else f" {r['error'] or ''}"[:200]
-        print(f"[{run['idx'] + 1}/{len(runs)}] {run['params']}: {status}{r1}", flush=True)
+        left = runtime.eta(store.runs(gid), time.time(), spec.get("parallel", 1))
+        eta = f" (about {left / 60:.1f} min left)" if left else ""
+        print(f"[{run['idx'] + 1}/{len(runs)}] {run['params']}: {status}{r1}{eta}", flush=True)
 
     status = worker.run_grid(gid, store, on_run=on_run)
     frame = lab.grid_frame(store, gid)
     table = lab.aggregate(frame, axes, ("R@1", "R@2", "seconds"))
-    print(f"grid {gid}: {status}\n{table.to_string(index=False)}", flush=True)
-    if args.export:
-        print(f"wrote {lab.export_csv(store, gid, args.export)} rows to {args.export}")
+    print(f"grid {gid}: {status} in {time.perf_counter() - t0:.0f} s\n"
+          f"{table.to_string(index=False)}", flush=True)
+    _write(store, gid, args.export, getattr(args, "curves", None))
     return 0 if status == "done" else 1
 
 
+def _write(store: Store, gid: int, runs_csv: str | None, curves_csv: str | None) -> None:
+    if runs_csv:
+        print(f"wrote {lab.export_csv(store, gid, runs_csv)} rows to {runs_csv}")
+    if curves_csv:
+        print(f"wrote {measure.export_curves(store, gid, curves_csv)} rows to {curves_csv}")
+
+
 def run_noise_lab(args) -> int:
-    spec, runs = lab.noise_grid(args.data, [x for x in args.losses.split(",") if x], args.noise,
-                                args.seeds, base=_base(args))
+    d = regime.default_grid(args.device)
+    losses = d["losses"] if args.losses is None else [x for x in args.losses.split(",") if x]
+    spec, runs = lab.noise_grid(args.data, losses, d["noise_rates"] if args.noise is None else args.noise,
+                                d["seeds"] if args.seeds is None else args.seeds,
+                                base=_base(args, d["base"]), parallel=d["parallel"])
     return _execute("noise", spec, runs, args, list(lab.NOISE_AXES))
 
 
 def run_sweep(args) -> int:
     spec, runs = lab.sweep_grid(args.data, args.alpha, args.delta, args.delta_gap, args.proxies,
-                                args.seeds, mode=args.mode, n_trials=args.trials, noise=args.noise,
-                                base=_base(args))
+                                args.seeds or [0], mode=args.mode, n_trials=args.trials,
+                                noise=args.noise, base=_base(args, SWEEP_BASE))
     return _execute("sweep", spec, runs, args, list(lab.SWEEP_AXES))
 
 
 def run_export(args) -> int:
-    store = Store(args.store)
-    print(f"wrote {lab.export_csv(store, args.grid_id, args.out)} rows to {args.out}")
+    _write(_store(args.store), args.grid_id, args.out, args.curves)
     return 0
+
+
+def run_suspects(args) -> int:
+    """Rank a run folder's training labels into a CSV; print the detection figures where
+    the run flipped labels itself (true labels known), cleanlab's beside them."""
+    if args.top is not None and args.top < 1:
+        raise ValueError(f"--top must be at least 1, got {args.top}")
+    window = args.window if args.window in ("peak", "all") else _window(args.window)
+    rm = suspects.from_run_folder(args.run_dir)
+    frame = suspects.table(rm, window)
+    n = suspects.write_csv(frame, args.out, args.top)
+    s = suspects.summary(rm, window)
+    print(f"wrote {n} of {len(frame)} training samples, most suspect first, to {args.out} "
+          f"(margin averaged over epochs 1-{s['suspect_epochs']}; cleanlab flags "
+          f"{s['cleanlab_issues']})")
+    if rm.known:
+        print(f"flipped labels: {int(rm.margins[-1].flipped.sum())}; AUROC margin "
+              f"{s['suspect_auroc']:.3f}, cleanlab {s['cleanlab_auroc']:.3f}; precision at "
+              f"that many: margin {s['suspect_precision']:.3f}, cleanlab {s['cleanlab_precision']:.3f}")
+    return 0
+
+
+def _window(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--window must be peak, all or a number of epochs, got {text!r}") from None
 
 
 def run_worker(args) -> int:
     """The body of a background worker: `python -m pfml_core lab-worker GRID --store PATH`."""
-    status = worker.run_grid(args.grid_id, Store(args.store), worker.load_train_fn(args.train_fn))
+    status = worker.run_grid(args.grid_id, _store(args.store), worker.load_train_fn(args.train_fn))
     print(f"grid {args.grid_id}: {status}", flush=True)
     return 0

@@ -14,7 +14,8 @@ MAX_RUNS = 500  # one grid; beyond this a sweep is a mistake in the widgets, not
 NOISE_AXES = ("loss", "noise")
 SWEEP_AXES = ("alpha", "delta", "delta_gap", "proxies_per_class")
 REPORTED = ("R@1", "R@2", "R@4", "MAP@R", "flip_d_labelled", "flip_d_true", "flip_ratio",
-            "flip_closer_true", "W2", "seconds")
+            "flip_closer_true", "W2", "seconds", "margin_flipped", "margin_clean", "memorized",
+            "suspect_auroc", "suspect_precision", "cleanlab_auroc", "cleanlab_precision")
 
 
 def _nonempty(name: str, values) -> list:
@@ -59,8 +60,10 @@ def loss_names() -> list[str]:
 
 
 def noise_grid(data: str, losses, noise_rates, seeds, base: dict | None = None,
-               loss_params: dict | None = None) -> tuple[dict, list[tuple[dict, dict]]]:
-    """losses x noise rates x seeds -> (spec, [(params, config)]). Rates are fractions in [0, 1)."""
+               loss_params: dict | None = None,
+               parallel: int = 1) -> tuple[dict, list[tuple[dict, dict]]]:
+    """losses x noise rates x seeds -> (spec, [(params, config)]). Rates are fractions in [0, 1).
+    parallel: runs trained at a time by the grid's worker (pfml_core.lab.worker)."""
     check_data(data)
     losses = _nonempty("losses", losses)
     rates = [guards.check_range("noise_rates", r, 0.0, 0.95) for r in _nonempty("noise_rates", noise_rates)]
@@ -73,7 +76,8 @@ def noise_grid(data: str, losses, noise_rates, seeds, base: dict | None = None,
              _config(data, base, loss=loss, noise=r, seed=s, loss_params=dict(loss_params.get(loss, {}))))
             for loss, r, s in itertools.product(losses, rates, seeds)]
     spec = {"data": data, "losses": losses, "noise_rates": rates, "seeds": seeds,
-            "base": base or {}, "loss_params": loss_params}
+            "base": base or {}, "loss_params": loss_params,
+            "parallel": guards.check_int("parallel", parallel, 1, 16)}
     return spec, runs
 
 
@@ -176,3 +180,22 @@ def parse_list(name: str, text: str, cast=float) -> list:
     if not values:
         raise ValueError(f"{name} must list at least one value, got {text!r}")
     return values
+
+
+
+def gain_text(agg: pd.DataFrame, labels: dict | None = None, method: str = "pfml",
+              over: str = "proxy_anchor", metric: str = "R@1") -> str:
+    """'**Measured PFML − Proxy Anchor (R@1):** 20% noise: +0.237 (PFML 0.852 ± 0.007,
+    Proxy Anchor 0.615 ± 0.035, n = 3 / 3)' per noise rate; '' without both losses."""
+    g = gain(agg, method, over, metric)
+    if g.empty:
+        return ""
+    names = {k: (labels or {}).get(k, k).split(" (")[0] for k in (method, over)}
+    rows = agg.set_index(["loss", "noise"])
+    parts = []
+    for noise, diff in zip(g["noise"], g["gain"]):
+        a, b = rows.loc[(method, noise)], rows.loc[(over, noise)]
+        parts.append(f"{noise:.0%} noise: {diff:+.3f} ({names[method]} {a[f'{metric} mean']:.3f} ± "
+                     f"{a[f'{metric} std']:.3f}, {names[over]} {b[f'{metric} mean']:.3f} ± "
+                     f"{b[f'{metric} std']:.3f}, n = {int(a['n'])} / {int(b['n'])})")
+    return f"**Measured {names[method]} − {names[over]} ({metric}):** " + "; ".join(parts)

@@ -1,95 +1,225 @@
-"""A training run in a background thread, for the app: the page starts it, polls it and
-stops it; finished epochs are kept (and written to the run folder). A second thread maps
-each epoch to 2-D (UMAP, warm-started from the previous epoch) while PCA is shown at once."""
+"""A training run for the app, in its own process (job_process), so nothing the server does
+can starve it: the page starts it, polls it cheaply and stops it. Finished epochs arrive over
+a channel (and are written to the run folder); each gets its PCA map at once, here, and its
+UMAP map from a warm map worker (eval.MapService), warm-started from the previous epoch's.
+
+Threads in the server process only wait: one talks to the training process, one feeds the
+map worker. What a page reads (snapshots, maps, version) only grows."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from pfml_core.eval import projection
+from pfml_core.eval import MapService, align, child_process, pca_layout, snapshot_points
 from pfml_core.training import run_folder as runs
-from pfml_core.training.engine import EpochSnapshot, TrainConfig, train
+from pfml_core.training.config import TrainConfig
+from pfml_core.training.engine import resolve_device
+
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def device_label(device: torch.device, threads: int) -> str:
+    """'GPU: <name>', 'Apple GPU (MPS)' or 'CPU, N threads'."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
 
 
 class TrainJob:
-    """start() / stop(); read snapshots, layouts, progress, error, done."""
+    """start() / stop() / touch() (the page's heartbeat) / close(); read snapshots, pca and
+    layouts (epoch -> (N, 2) map of snapshot_points), meta, map_view(), progress, device,
+    error, done, version. heartbeat_s: stop when touch() was not called for that long.
+    threads: torch threads for training (default: the cores, less one for UMAP)."""
 
     def __init__(self, config: TrainConfig, out_dir: Path | None = None, map_method: str = "umap",
-                 dataset=None):
+                 dataset=None, maps: MapService | None = None, heartbeat_s: float | None = None,
+                 threads: int | None = None):
+        if map_method not in ("umap", "pca"):
+            raise ValueError(f"map_method must be 'umap' or 'pca', got {map_method!r}")
         self.config, self.out_dir, self.map_method = config, out_dir, map_method
-        self.dataset = dataset
-        self.snapshots: list[EpochSnapshot] = []
-        self.layouts: dict[int, np.ndarray] = {}  # epoch -> (N, 2) map of snapshot_points
+        self.dataset, self.heartbeat_s = dataset, heartbeat_s
+        self.threads = threads or max(1, cpu_cores() - (map_method == "umap"))
+        self.snapshots: list = []  # EpochSnapshot, in epoch order
+        self.pca: dict[int, np.ndarray] = {}
+        self.layouts: dict[int, np.ndarray] = {}  # UMAP
+        self.meta: dict | None = None
+        self.received_at: dict[int, float] = {}  # epoch -> time.time() its snapshot arrived
+        self.mapped_at: dict[int, float] = {}    # epoch -> time.time() its UMAP was ready
         self.progress = (0, 0)  # (batch, batches) within the running epoch
+        self.device: str | None = None
         self.error: str | None = None
-        self.done = False
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._train, daemon=True)]
-        if map_method == "umap":
-            self._threads.append(threading.Thread(target=self._project, daemon=True))
+        self.map_error: str | None = None
+        self.done, self.stopped, self.version = False, False, 0
+        self._train = True  # False for a reopened run: only maps to compute
+        self._own_maps = map_method == "umap" and maps is None
+        self._maps = MapService() if self._own_maps else maps
+        self._points: dict[int, np.ndarray] = {}  # epochs waiting for their UMAP
+        self._cond = threading.Condition()
+        self._stop, self._closed = threading.Event(), threading.Event()
+        self._touched = time.time()
+        self._threads: list[threading.Thread] = []
+
+    @staticmethod
+    def device_for(config: TrainConfig, map_method: str = "umap") -> str:
+        """Where a job with this config would train: 'GPU: <name>' or 'CPU, N threads'."""
+        threads = max(1, cpu_cores() - (map_method == "umap"))
+        return device_label(resolve_device(config.device), threads)
 
     @classmethod
-    def from_run(cls, path, map_method: str = "umap") -> "TrainJob":
-        """A finished job rebuilt from a run folder (only the map thread runs)."""
+    def from_run(cls, path, map_method: str = "umap", maps: MapService | None = None,
+                 heartbeat_s: float | None = None) -> "TrainJob":
+        """A finished run reopened from its folder: only its maps are computed."""
         run = runs.load_run(path)
-        job = cls(run.config, Path(path), map_method)
-        job.snapshots = runs.snapshots(run)
-        job.done = True
-        job._threads = job._threads[1:]
+        job = cls(run.config, Path(path), map_method, maps=maps, heartbeat_s=heartbeat_s)
+        for snap in runs.snapshots(run):
+            job._add(snap)
+        job._train, job.done = False, True
         return job
 
     def start(self) -> "TrainJob":
+        if self._train:
+            self._threads.append(threading.Thread(target=self._run, daemon=True,
+                                                  name="pfml-train"))
+        if self.map_method == "umap":
+            self._maps.start()
+            self._threads.append(threading.Thread(target=self._map_loop, daemon=True,
+                                                  name="pfml-train-maps"))
         for t in self._threads:
             t.start()
         return self
 
     def stop(self) -> None:
+        """Stop training after the current batch (finished epochs are kept)."""
         self._stop.set()
+
+    def close(self) -> None:
+        """Stop training and mapping; the job's own map worker (if any) ends."""
+        self.stop()
+        self._closed.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._own_maps:
+            self._maps.close()
+
+    def touch(self) -> None:
+        """The page is still looking (see heartbeat_s)."""
+        self._touched = time.time()
 
     @property
     def running(self) -> bool:
         return not self.done
 
-    def _train(self):
+    @property
+    def maps_pending(self) -> bool:
+        """UMAP maps are still being computed."""
+        return any(t.name == "pfml-train-maps" and t.is_alive() for t in self._threads)
+
+    def map_view(self) -> tuple[str, dict[int, np.ndarray]]:
+        """What the map shows now: UMAP once the newest epoch has one (with every epoch
+        mapped so far), else PCA of every epoch."""
+        with self._cond:
+            if self.snapshots and self.snapshots[-1].epoch in self.layouts:
+                return "UMAP", dict(sorted(self.layouts.items()))
+            return "PCA", dict(self.pca)
+
+    def _stale(self) -> bool:
+        return self.heartbeat_s is not None and time.time() - self._touched > self.heartbeat_s
+
+    def _add(self, snap) -> None:
+        """A finished epoch: keep it, map it with PCA (rotated onto the previous epoch's)."""
+        points, meta = snapshot_points(snap)
+        previous = self.pca[self.snapshots[-1].epoch] if self.snapshots else None
+        layout = align(pca_layout(points), previous)
+        with self._cond:
+            self.snapshots.append(snap)
+            self.meta = self.meta or meta
+            self.pca[snap.epoch] = layout
+            self.received_at[snap.epoch] = time.time()
+            if self.map_method == "umap":
+                self._points[snap.epoch] = points
+            self.version += 1
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        """Start the training process and read its messages until it is done (or gone)."""
+        proc, conn = child_process.start("pfml_core.training.job_process", self.threads)
+        finished = asked_to_stop = False
         try:
-            train(self.config, callback=self.snapshots.append, should_stop=self._stop.is_set,
-                  out_dir=self.out_dir, on_batch=self._on_batch, dataset=self.dataset)
-        except ValueError as e:  # bad data or settings: shown as a message
-            self.error = str(e)
-        except Exception as e:  # noqa: BLE001 - the page must show it, not die
-            self.error = f"training failed: {type(e).__name__}: {e}"
-        finally:
+            conn.send(("start", {"config": self.config, "out_dir": self.out_dir,
+                                 "dataset": self.dataset, "threads": self.threads}))
+            while not finished:
+                if not asked_to_stop and (self._stop.is_set() or self._stale()):
+                    conn.send(("stop",))
+                    asked_to_stop = True
+                if not conn.poll(0.5):
+                    continue
+                kind, payload = conn.recv()
+                if kind == "epoch":
+                    self._add(payload)
+                elif kind == "batch":
+                    self.progress = payload
+                elif kind in ("device", "error"):
+                    setattr(self, kind, payload)
+                elif kind == "done":
+                    self.stopped, finished = bool(payload), True
+        except (EOFError, OSError):
+            pass  # the process is gone: its exit code says how
+        except Exception as e:  # noqa: BLE001 - e.g. a dataset that cannot be sent
+            self.error = f"training could not run: {type(e).__name__}: {e}"
+            proc.kill()
+        conn.close()
+        code = proc.wait()
+        if not finished:
+            self.error = self.error or f"the training process ended unexpectedly (exit code {code})"
+        with self._cond:
             self.done = True
+            self.version += 1
+            self._cond.notify_all()
 
-    def _on_batch(self, i, n, loss):
-        self.progress = (i, n)
+    def _next_map(self) -> tuple[int, np.ndarray | None] | None:
+        """The newest epoch without a UMAP (so the map keeps up when epochs outrun it; the
+        skipped ones are filled in after), with the nearest mapped epoch's layout as start."""
+        if not self._points:
+            return None
+        epoch = max(self._points)
+        near = min(self.layouts, key=lambda e: (abs(e - epoch), e > epoch), default=None)
+        return epoch, None if near is None else self.layouts[near]
 
-    def _project(self):
-        """UMAP each new epoch in order, warm-started from the previous epoch's map."""
-        previous = None
-        while True:
-            todo = [s for s in list(self.snapshots) if s.epoch not in self.layouts]
-            if not todo:
-                if self.done:
+    def _map_loop(self) -> None:
+        """Feed the map worker one epoch at a time until training is over and all are mapped."""
+        try:
+            while not self._closed.is_set() and not self._stale():
+                with self._cond:
+                    nxt = self._next_map()
+                    if nxt is None:
+                        if self.done:
+                            return
+                        self._cond.wait(0.5)
+                        continue
+                epoch, start = nxt
+                try:
+                    layout = self._maps.submit(self._points[epoch], start, self.config.seed).result()
+                except Exception as e:  # noqa: BLE001 - PCA stays on screen
+                    if not self._closed.is_set():
+                        self.map_error = f"UMAP failed ({e}); showing PCA"
                     return
-                time.sleep(0.2)
-                continue
-            points, _ = projection.snapshot_points(todo[0])
-            try:
-                previous = projection.project(points, "umap", previous, self.config.seed)
-            except Exception as e:  # noqa: BLE001 - PCA stays on screen
-                self.error = self.error or f"UMAP failed ({type(e).__name__}: {e}); showing PCA"
-                return
-            self.layouts[todo[0].epoch] = previous
-
-    def layout(self, epoch: int) -> tuple[np.ndarray, str]:
-        """The best map for an epoch now: UMAP if ready, else PCA (aligned to epoch 0's)."""
-        if epoch in self.layouts:
-            return self.layouts[epoch], "UMAP"
-        snap = next(s for s in self.snapshots if s.epoch == epoch)
-        first, _ = projection.snapshot_points(self.snapshots[0])
-        ref = projection.pca_layout(first)
-        return projection.align(projection.pca_layout(projection.snapshot_points(snap)[0]), ref), "PCA"
+                with self._cond:
+                    self.layouts[epoch] = layout
+                    self.mapped_at[epoch] = time.time()
+                    del self._points[epoch]
+                    self.version += 1
+        finally:
+            if self._own_maps:
+                self._maps.close()

@@ -1,7 +1,9 @@
 """Figures of the label-noise lab and the sweeps: measured curves with error bars beside the
-paper's numbers (docs/method.md, section 6). Frames in, Plotly figures out."""
+paper's numbers (docs/method.md, section 6), and the noise lab's memorization curves. Frames
+in, Plotly figures out."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -9,6 +11,7 @@ from plotly.subplots import make_subplots
 from pfml_core.lab import paper as lab_paper
 
 PAPER_STYLE = {"dash": "dot", "width": 2}
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
 def _empty(title: str, note: str) -> go.Figure:
@@ -101,4 +104,57 @@ def sweep_scatter(frame: pd.DataFrame, x: str, y: str, metric: str = "R@1") -> g
                                text=done[metric].round(3), hovertemplate="%{x}, %{y}: %{text}"))
     fig.update_layout(title=title, xaxis_title=lab_paper.AXIS_LABELS.get(x, x),
                       yaxis_title=lab_paper.AXIS_LABELS.get(y, y))
+    return fig
+
+
+def _at_noise(summary: pd.DataFrame, noise: float) -> pd.DataFrame:
+    return summary[np.isclose(summary["noise"], noise)] if len(summary) else summary
+
+
+def memorization_figure(summary: pd.DataFrame, noise: float, labels: dict | None = None) -> go.Figure:
+    """At one noise rate, one line per loss (mean over seeds, bars: std): held-out R@1 per
+    epoch (left) and the share of flipped training samples memorized, i.e. nearer their
+    given (wrong) class than any other (right). summary: lab.measure.curves_summary."""
+    title = f"Memorization at {noise:.0%} label noise (mean ± std over seeds)"
+    g = _at_noise(summary, noise)
+    if g.empty:
+        return _empty(title, "no finished runs with curves yet")
+    fig = make_subplots(1, 2, subplot_titles=("held-out R@1", "flipped samples memorized (share)"))
+    for i, (loss, d) in enumerate(g.sort_values("epoch").groupby("loss", sort=False)):
+        name = (labels or {}).get(loss, loss)
+        for col, curve in ((1, "R@1"), (2, "memorized")):
+            fig.add_trace(go.Scatter(
+                x=d["epoch"], y=d[f"{curve} mean"], name=name, legendgroup=loss,
+                showlegend=col == 1, mode="lines", line={"color": COLORS[i % len(COLORS)]},
+                error_y={"type": "data", "array": d[f"{curve} std"], "visible": True, "thickness": 1}),
+                row=1, col=col)
+    fig.update_layout(title=title, legend_title="loss")
+    fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+def margin_figure(summary: pd.DataFrame, noise: float, labels: dict | None = None) -> go.Figure:
+    """At one noise rate, one panel per loss (its own scale): the mean label margin of
+    flipped (dashed) and of clean (solid) training samples per trained epoch (mean over seeds).
+    Margin: cosine to the given class's anchor minus the nearest other class's (> 0: the
+    sample sits in its given class; for a flipped sample, in the wrong one)."""
+    title = f"Label margin of flipped vs clean training samples at {noise:.0%} noise"
+    g = _at_noise(summary, noise)
+    g = g[g["epoch"] > 0] if len(g) else g  # the untrained net's margins would set the scale
+    if g.empty:
+        return _empty(title, "no finished runs with curves yet")
+    losses = list(dict.fromkeys(g["loss"]))
+    fig = make_subplots(1, len(losses), subplot_titles=[(labels or {}).get(x, x) for x in losses])
+    for i, loss in enumerate(losses):
+        d = g[g["loss"] == loss].sort_values("epoch")
+        for curve, dash in (("margin_clean", "solid"), ("margin_flipped", "dash")):
+            fig.add_trace(go.Scatter(
+                x=d["epoch"], y=d[f"{curve} mean"], name=f"{loss}: {curve.split('_')[1]}",
+                mode="lines", line={"color": COLORS[i % len(COLORS)], "dash": dash},
+                error_y={"type": "data", "array": d[f"{curve} std"], "visible": True, "thickness": 1}),
+                row=1, col=i + 1)
+        fig.add_hline(y=0, line={"color": "grey", "width": 1}, row=1, col=i + 1)
+    fig.update_layout(title=title)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="mean margin (cosine)", col=1)
     return fig

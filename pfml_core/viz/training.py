@@ -1,6 +1,6 @@
 """Figures of a training run: loss and Recall@K curves, the per-epoch embedding map (one
-animation frame per epoch, proxies as stars, flipped samples ringed in red) and a query's
-nearest neighbours as images."""
+animation frame per epoch, proxies as stars, flipped samples ringed in red, each frame with
+its own view) and a query's nearest neighbours as images."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,15 +11,17 @@ from plotly.subplots import make_subplots
 
 PALETTE = qualitative.Plotly + qualitative.Dark24
 SYMBOLS = {"train": "circle", "held-out": "diamond", "proxy": "star"}
+RETRIEVAL = ["R@1", "R@2", "R@4", "R@8", "MAP@R"]
 
 
 def curves_figure(metrics: pd.DataFrame) -> go.Figure:
-    """Loss (left) and held-out R@1/2/4/8, MAP@R (right) per epoch."""
+    """Loss (left, titled by its subplot: no legend entry) and held-out R@1/2/4/8, MAP@R
+    (right, in the legend) per epoch."""
     fig = make_subplots(1, 2, subplot_titles=("training loss", "held-out retrieval"))
     trained = metrics[metrics["epoch"] > 0]
     fig.add_scatter(x=trained["epoch"], y=trained["loss"], name="loss", mode="lines+markers",
-                    row=1, col=1)
-    for col in ["R@1", "R@2", "R@4", "R@8", "MAP@R"]:
+                    showlegend=False, row=1, col=1)
+    for col in RETRIEVAL:
         if col in metrics:
             fig.add_scatter(x=metrics["epoch"], y=metrics[col], name=col, mode="lines+markers",
                             row=1, col=2)
@@ -29,54 +31,83 @@ def curves_figure(metrics: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _traces(xy: np.ndarray, meta: dict, names: dict) -> list[go.Scatter]:
-    """One trace per (group, class) plus one ring trace for flipped samples: the same
-    structure every epoch, so frames can animate it."""
-    traces = []
+def _masks(meta: dict) -> list[tuple[str, int | None, np.ndarray]]:
+    """(group, class, mask) per trace, then ('flipped', None, mask): the same structure
+    every epoch, so frames can animate it."""
+    out = []
     for group in ("train", "held-out", "proxy"):
         for c in np.unique(meta["label"][meta["group"] == group]):
-            m = (meta["group"] == group) & (meta["label"] == c)
-            colour = PALETTE[(c + (0 if group != "held-out" else 10)) % len(PALETTE)]
-            cls = names["held-out" if group == "held-out" else "train"][c]
+            out.append((group, int(c), (meta["group"] == group) & (meta["label"] == c)))
+    return out + [("flipped", None, np.asarray(meta["flipped"], bool))]
+
+
+def _traces(xy: np.ndarray, meta: dict, names: dict) -> list[go.Scattergl]:
+    """The shown epoch: every trace with its style, legend entry and click data."""
+    traces = []
+    for group, c, m in _masks(meta):
+        if group == "flipped":
             traces.append(go.Scattergl(
-                x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"{group} {cls}",
-                legendgroup=group, customdata=np.stack([meta["row"][m], np.full(m.sum(), c)], 1),
-                marker=dict(color=colour, symbol=SYMBOLS[group], size=15 if group == "proxy" else 5,
-                            opacity=1.0 if group == "proxy" else 0.7,
-                            line=dict(width=1 if group == "proxy" else 0, color="black")),
-                hovertemplate=f"{group} · class {cls} · row %{{customdata[0]}}<extra></extra>"))
-    f = meta["flipped"]
-    traces.append(go.Scattergl(x=xy[f, 0], y=xy[f, 1], mode="markers", name="flipped label",
-                               marker=dict(symbol="circle-open", size=9, color="red",
-                                           line=dict(width=1.5)), hoverinfo="skip"))
+                x=xy[m, 0], y=xy[m, 1], mode="markers", name="flipped label",
+                showlegend=bool(m.any()), hoverinfo="skip",
+                marker=dict(symbol="circle-open", size=9, color="red", line=dict(width=1.5))))
+            continue
+        colour = PALETTE[(c + (0 if group != "held-out" else 10)) % len(PALETTE)]
+        cls = names["held-out" if group == "held-out" else "train"][c]
+        traces.append(go.Scattergl(
+            x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"{group} {cls}", legendgroup=group,
+            customdata=np.stack([meta["row"][m], np.full(m.sum(), c)], 1),
+            marker=dict(color=colour, symbol=SYMBOLS[group], size=15 if group == "proxy" else 5,
+                        opacity=1.0 if group == "proxy" else 0.7,
+                        line=dict(width=1 if group == "proxy" else 0, color="black")),
+            hovertemplate=f"{group} · class {cls} · row %{{customdata[0]}}<extra></extra>"))
     return traces
 
 
-def embedding_map_figure(layouts: dict[int, np.ndarray], meta: dict, names: dict,
-                         method: str = "UMAP", show_epoch: int | None = None) -> go.Figure:
-    """layouts: epoch -> (N, 2); meta: per-point label/group/flipped/row (projection.
-    snapshot_points); names: {'train': [...], 'held-out': [...]} class names."""
-    epochs = sorted(layouts)
-    show = epochs[-1] if show_epoch is None or show_epoch not in layouts else show_epoch
-    fig = go.Figure(_traces(layouts[show], meta, names))
-    fig.frames = [go.Frame(data=_traces(layouts[e], meta, names), name=str(e)) for e in epochs]
-    allxy = np.concatenate([layouts[e] for e in epochs])
-    pad = 0.05 * (allxy.max(0) - allxy.min(0) + 1e-9)
-    fig.update_xaxes(range=[allxy[:, 0].min() - pad[0], allxy[:, 0].max() + pad[0]], visible=False)
-    fig.update_yaxes(range=[allxy[:, 1].min() - pad[1], allxy[:, 1].max() + pad[1]], visible=False)
-    step = lambda e: dict(method="animate", label=str(e), args=[[str(e)], dict(  # noqa: E731
-        mode="immediate", frame=dict(duration=500, redraw=True), transition=dict(duration=300))])
+def view_range(xy: np.ndarray, pad: float = 0.05) -> tuple[list[float], list[float]]:
+    """x and y axis ranges that fit every point of one map, with a margin."""
+    lo, hi = np.min(xy, 0).astype(float), np.max(xy, 0).astype(float)
+    margin = pad * np.maximum(hi - lo, 1e-9)
+    return [lo[0] - margin[0], hi[0] + margin[0]], [lo[1] - margin[1], hi[1] + margin[1]]
+
+
+def map_frame(epoch: int, xy: np.ndarray, meta: dict) -> go.Frame:
+    """One epoch of the map: only its positions (styles and click data are the same every
+    epoch and live in the figure's traces) and its own view, fitted to its points."""
+    xr, yr = view_range(xy)
+    return go.Frame(data=[go.Scattergl(x=xy[m, 0], y=xy[m, 1]) for _, _, m in _masks(meta)],
+                    name=str(epoch), layout=dict(xaxis=dict(range=xr), yaxis=dict(range=yr)))
+
+
+def map_figure(frames: list[go.Frame], xy: np.ndarray, meta: dict, names: dict,
+               method: str = "UMAP") -> go.Figure:
+    """The animated map from per-epoch frames (map_frame), showing the last one (whose
+    positions are xy); the slider and Play step through epochs, each with its own view."""
+    show = frames[-1]
+    fig = go.Figure(data=_traces(xy, meta, names), frames=frames, layout=show.layout)
+    step = lambda n: dict(method="animate", label=n, args=[[n], dict(  # noqa: E731
+        mode="immediate", frame=dict(duration=500, redraw=True), transition=dict(duration=0))])
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
     fig.update_layout(
-        title=f"{method} of embeddings and proxies · epoch {show}", height=560,
+        title=f"{method} of embeddings and proxies · epoch {show.name}", height=560,
         margin=dict(t=50, b=10, l=10, r=10), legend=dict(itemsizing="constant"),
-        sliders=[dict(active=epochs.index(show), currentvalue=dict(prefix="epoch "),
-                      steps=[step(e) for e in epochs], pad=dict(t=30))],
+        sliders=[dict(active=len(frames) - 1, currentvalue=dict(prefix="epoch "),
+                      steps=[step(f.name) for f in frames], pad=dict(t=30))],
         updatemenus=[dict(type="buttons", showactive=False, x=0, y=0, xanchor="right",
                           yanchor="top", pad=dict(t=30, r=10), buttons=[
                               dict(label="Play", method="animate", args=[None, dict(
                                   frame=dict(duration=700, redraw=True), fromcurrent=True,
-                                  transition=dict(duration=300))])])])
+                                  transition=dict(duration=0))])])])
     return fig
+
+
+def embedding_map_figure(layouts: dict[int, np.ndarray], meta: dict, names: dict,
+                         method: str = "UMAP") -> go.Figure:
+    """layouts: epoch -> (N, 2); meta: per-point label/group/flipped/row (projection.
+    snapshot_points); names: {'train': [...], 'held-out': [...]} class names."""
+    epochs = sorted(layouts)
+    frames = [map_frame(e, layouts[e], meta) for e in epochs]
+    return map_figure(frames, layouts[epochs[-1]], meta, names, method)
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:

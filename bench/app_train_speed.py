@@ -1,0 +1,153 @@
+"""Training in the app vs the same training through the library, measured in one run on one
+machine (ratios; the machine may be shared, so both sides run back to back):
+1. seconds per epoch with the page's defaults (MNIST-5k, auto model, PFML, 5 epochs, UMAP map)
+   in a real Streamlit server driven by chromium, vs train() on the same config in this process
+   (before and after the app run); target: app at most 1.5x the library;
+2. the delay from each epoch's end (its row in the run folder's metrics.csv) to its UMAP map on
+   screen (the map's title read from the browser); target: at most 3 s;
+3. the warm UMAP time per epoch (the app's own snapshots, mapped in this process once warm).
+Usage: python bench/app_train_speed.py [--port 8620] [--shots DIR]"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pfml_core.eval import projection  # noqa: E402  (sets NUMBA_CACHE_DIR before umap loads)
+from pfml_core.training import TrainConfig, load_run, snapshots, train  # noqa: E402
+
+CHROMIUM_ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
+TITLE_JS = """() => { const g = [...document.querySelectorAll('.js-plotly-plot')]
+    .find(g => g.layout && g.layout.title && (g.layout.title.text || '').includes('embeddings'));
+    return g ? g.layout.title.text : ''; }"""
+
+
+def library_run(config: TrainConfig) -> tuple[list[float], float]:
+    """(epoch end times relative to the call, total seconds) of train() in this process,
+    writing a run folder as the app does."""
+    t0, ends = time.perf_counter(), []
+    with tempfile.TemporaryDirectory() as out:
+        train(config, callback=lambda s: ends.append(time.perf_counter() - t0), out_dir=out)
+    return ends, time.perf_counter() - t0
+
+
+def serve(port: int, runs: Path) -> subprocess.Popen:
+    env = dict(os.environ, PFML_RUNS_DIR=str(runs))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                             "--server.port", str(port), "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(240):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("streamlit did not start")
+
+
+def app_run(page, runs: Path, epochs: int, shots: Path | None) -> dict:
+    """Press Start; poll the run folder (epoch ends) and the map title (UMAP on screen)."""
+    page.get_by_role("button", name="Start").click()
+    t0, ends, shown, metrics = time.time(), {}, {}, None
+    while time.time() - t0 < 1800:
+        metrics = metrics or next(runs.glob("*/metrics.csv"), None)
+        if metrics is not None and metrics.is_file():
+            done = len(metrics.read_text().strip().splitlines()) - 2  # header, epoch 0
+            for e in range(len(ends), done + 1):
+                ends[e] = metrics.stat().st_mtime
+        title = page.evaluate(TITLE_JS)
+        if title.startswith("UMAP"):
+            e = int(title.rsplit(" ", 1)[1])
+            for k in range(e + 1):
+                shown.setdefault(k, time.time())
+        if shots and len(ends) == 3 and not (shots / "during.png").exists():
+            page.screenshot(path=str(shots / "during.png"), full_page=True)
+        if len(ends) == epochs + 1 and len(shown) == epochs + 1:
+            break
+        time.sleep(0.25)
+    if shots:
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "after.png"), full_page=True)
+    return {"t0": t0, "ends": ends, "shown": shown, "folder": metrics.parent}
+
+
+def warm_umap_seconds(folder: Path) -> list[float]:
+    """Map the app run's epochs in this process, warm, as the app does (warm-started chain)."""
+    projection.warm_up()
+    out, previous = [], None
+    for snap in snapshots(load_run(folder)):
+        points, _ = projection.snapshot_points(snap)
+        t0 = time.perf_counter()
+        previous = projection.project(points, "umap", previous)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=8620)
+    ap.add_argument("--shots", type=Path, default=None, help="save screenshots here")
+    a = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    runs = Path(tempfile.mkdtemp(prefix="pfml-bench-runs-"))
+    config = TrainConfig(data="mnist5k", epochs=5, eval_subset=500)  # the page's defaults
+    if a.shots:
+        a.shots.mkdir(parents=True, exist_ok=True)
+    server = serve(a.port, runs)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            t_open = time.time()
+            page.goto(f"http://127.0.0.1:{a.port}/train")
+            page.get_by_text("UMAP ready").wait_for(timeout=900_000)
+            print(f"UMAP worker warm-up (page open -> 'UMAP ready'): {time.time() - t_open:.1f} s")
+            lib_before, lib_total_before = library_run(config)
+            app = app_run(page, runs, config.epochs, a.shots)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(30)
+    app_config = load_run(app["folder"]).config
+    assert app_config.to_dict() | {"loss_params": {}} == config.to_dict(), app_config
+    lib_after, lib_total_after = library_run(app_config)
+    report(app, [lib_before, lib_after], [lib_total_before, lib_total_after])
+    umap = warm_umap_seconds(app["folder"])
+    print(f"warm UMAP per epoch ({len(umap)} maps, this process): "
+          + " ".join(f"{s:.2f}" for s in umap) + f" s; median {np.median(umap[1:]):.2f} s")
+    return 0
+
+
+def report(app: dict, lib_ends: list[list[float]], lib_totals: list[float]) -> None:
+    ends = [app["ends"][e] for e in sorted(app["ends"])]
+    app_epoch = float(np.median(np.diff(ends)))
+    lib_epoch = float(np.mean([np.median(np.diff(e)) for e in lib_ends]))
+    app_total, lib_total = ends[-1] - app["t0"], float(np.mean(lib_totals))
+    print(f"seconds per epoch (median, epochs 1-{len(ends) - 1}): app {app_epoch:.2f} s, library "
+          + " / ".join(f"{np.median(np.diff(e)):.2f}" for e in lib_ends) + f" s (before / after)"
+          f" -> ratio {app_epoch / lib_epoch:.2f}x (target <= 1.5x) "
+          f"{'OK' if app_epoch / lib_epoch <= 1.5 else 'OVER'}")
+    print(f"whole run (Start -> last epoch; library: call -> return): app {app_total:.1f} s, "
+          f"library {' / '.join(f'{t:.1f}' for t in lib_totals)} s -> ratio "
+          f"{app_total / lib_total:.2f}x (includes starting the training process)")
+    delays = [app["shown"][e] - app["ends"][e] for e in sorted(app["ends"]) if e in app["shown"]]
+    print("epoch end -> its UMAP on screen: " + " ".join(f"{d:.1f}" for d in delays)
+          + f" s; worst after epoch 0 {max(delays[1:]):.1f} s (target <= 3 s) "
+          f"{'OK' if max(delays[1:]) <= 3 else 'OVER'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The process a TrainJob trains in (`python -m pfml_core.training.job_process FD`, started by
+TrainJob through eval.child_process), so nothing in the server process can starve it.
+It receives ("start", {config, out_dir, dataset, threads}), then maybe ("stop",), and sends
+    ("device", "CPU, 2 threads")   once, before the data is loaded
+    ("batch", (i, n))              progress, at most about five times a second
+    ("epoch", EpochSnapshot)       after epoch 0 and every finished epoch
+    ("error", message)             bad data or settings (ValueError), or a crash
+    ("done", stopped)              last message
+A stop request, or the parent going away (the channel closes), stops it after the batch."""
+from __future__ import annotations
+
+import threading
+import time
+
+import torch
+
+from pfml_core.eval import child_process
+from pfml_core.training.engine import resolve_device, train
+from pfml_core.training.job import device_label
+
+
+def main() -> None:
+    conn = child_process.connect()
+    _, job = conn.recv()
+    stop = threading.Event()
+
+    def listen():
+        try:
+            while conn.recv()[0] != "stop":
+                pass
+        except (EOFError, OSError):
+            pass  # the parent is gone
+        stop.set()
+
+    def send(message) -> None:
+        try:
+            conn.send(message)
+        except OSError:
+            stop.set()
+
+    last = [0.0]
+
+    def on_batch(i, n, _loss):
+        if i == n or time.monotonic() - last[0] > 0.2:
+            last[0] = time.monotonic()
+            send(("batch", (i, n)))
+
+    threading.Thread(target=listen, daemon=True).start()
+    torch.set_num_threads(job["threads"])
+    config, stopped = job["config"], True
+    try:
+        send(("device", device_label(resolve_device(config.device), job["threads"])))
+        result = train(config, callback=lambda s: send(("epoch", s)), should_stop=stop.is_set,
+                       out_dir=job["out_dir"], on_batch=on_batch, dataset=job["dataset"])
+        stopped = result.stopped
+    except ValueError as e:  # bad data or settings: shown as a message
+        send(("error", str(e)))
+    except Exception as e:  # noqa: BLE001 - the page must show it, not die
+        send(("error", f"training failed: {type(e).__name__}: {e}"))
+    send(("done", stopped))
+
+
+if __name__ == "__main__":
+    main()
