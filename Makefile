@@ -28,7 +28,7 @@ run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: $(DEV_STAMP)
-	$(PY) -m pytest
+	timeout -k 30 80m $(PY) -m pytest
 
 test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not browser and not slow and not distributed"

@@ -114,3 +114,56 @@ def page(browser):
 def pytest_terminal_summary(terminalreporter):
     if _SKIPPED_BROWSER:
         terminalreporter.write_sep("!", "BROWSER TESTS SKIPPED: " + _SKIPPED_BROWSER[0], red=True)
+
+
+@pytest.fixture(scope="session")
+def spawn_ranks():
+    """Run fn(rank, *args) in nprocs spawned daemon processes and wait at most `timeout` s.
+    A stuck rank fails the test with each rank's state and is killed, instead of hanging the
+    run (mp.spawn waits forever, and its non-daemon children keep pytest from exiting)."""
+    import torch.multiprocessing as mp
+
+    def run(fn, args: tuple, nprocs: int, timeout: float = 300.0) -> None:
+        ctx = mp.start_processes(fn, args=args, nprocs=nprocs, join=False, daemon=True,
+                                 start_method="spawn")
+        deadline = time.time() + timeout
+        try:
+            while not ctx.join(timeout=1.0):  # raises if a rank failed
+                if time.time() > deadline:
+                    states = [f"rank {i}: {'alive' if p.is_alive() else f'exit {p.exitcode}'}"
+                              for i, p in enumerate(ctx.processes)]
+                    pytest.fail(f"ranks did not finish within {timeout:.0f} s ({', '.join(states)})")
+        finally:
+            for p in ctx.processes:
+                if p.is_alive():
+                    p.kill()
+                    p.join(5)
+
+    return run
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of pid (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Leave no process behind: a child a failed test left running (a worker, a server, a
+    rank) would keep this run, and so CI, from ending."""
+    import multiprocessing
+    import signal
+
+    for p in multiprocessing.active_children():
+        p.kill()
+        p.join(5)
+    for pid in _children(os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)

@@ -12,7 +12,6 @@ import socket
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from pfml_core.training import distributed
 from pfml_core.training.sampler import DistributedClassBalancedSampler
@@ -103,9 +102,9 @@ def _free_port():
 
 
 @pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
+def two_ranks(tmp_path_factory, spawn_ranks):
     out_dir = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, _free_port(), str(out_dir)), nprocs=2, join=True)
+    spawn_ranks(_worker, (2, _free_port(), str(out_dir)), nprocs=2)
     return [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
@@ -116,7 +115,7 @@ def single():
 
 
 @pytest.mark.distributed
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(360)
 def test_loss_and_gradients_equal_single_process(two_ranks, single):
     for out in two_ranks:
         torch.testing.assert_close(out["loss"], single["loss"], rtol=1e-12, atol=1e-12)
@@ -128,7 +127,7 @@ def test_loss_and_gradients_equal_single_process(two_ranks, single):
 
 
 @pytest.mark.distributed
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(360)
 def test_proxies_identical_across_ranks_and_follow_single_process(two_ranks, single):
     r0, r1 = two_ranks
     assert r0["divergence"] == r1["divergence"] == 0.0

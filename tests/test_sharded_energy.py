@@ -8,7 +8,6 @@ import socket
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from pfml_core.physics import kernel
 from pfml_core.physics.loss import PotentialFieldLoss
@@ -17,7 +16,7 @@ from pfml_core.training import distributed
 IN, EMB, CLASSES, M = 12, 40, 5, 3
 SPLITS = {2: (5, 8), 3: (4, 6, 3)}  # unequal per-rank batches on purpose
 
-pytestmark = [pytest.mark.distributed, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.distributed, pytest.mark.timeout(360)]
 
 
 def _data(world):
@@ -93,10 +92,10 @@ def _free_port():
 
 
 @pytest.fixture(scope="module", params=[2, 3], ids=["2 ranks", "3 ranks"])
-def ranks(request, tmp_path_factory):
+def ranks(request, tmp_path_factory, spawn_ranks):
     world = request.param
     out_dir = tmp_path_factory.mktemp(f"shard{world}")
-    mp.spawn(_worker, args=(world, _free_port(), str(out_dir)), nprocs=world, join=True)
+    spawn_ranks(_worker, (world, _free_port(), str(out_dir)), nprocs=world)
     return world, [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(world)]
 
 

@@ -65,15 +65,21 @@ def umap_layout(points, init: np.ndarray | None = None, seed: int = 0,
 
     x = _check(points)
     warm = init is not None and np.shape(init) == (len(x), 2)
+    start = np.asarray(init, np.float32) if warm else _scaled(pca_layout(x))
     k = min(n_neighbors, len(x) - 1)
-    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, random_state=seed, n_jobs=1,
-                        init=_scaled(init if warm else pca_layout(x)),
+    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, random_state=seed, n_jobs=1, init=start,
                         n_epochs=UMAP_EPOCHS["warm" if warm else "cold"],
                         learning_rate=0.3 if warm else 1.0, precomputed_knn=exact_knn(x, k))
     with warnings.catch_warnings():  # no search index kept: we never call transform()
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         warnings.filterwarnings("ignore", message=".*n_jobs.*random_state.*")
-        return reducer.fit_transform(x).astype(np.float32)
+        out = reducer.fit_transform(x).astype(np.float32)
+    if not warm:
+        return out
+    # umap-learn stretches an init to [0, 10] on each axis before optimising; undo that, so a
+    # warm start keeps the previous map's scale and aspect ratio
+    lo, hi = start.min(0), start.max(0)
+    return lo + out * np.maximum(hi - lo, 1e-12) / 10
 
 
 def _scaled(layout: np.ndarray) -> np.ndarray:
