@@ -19,7 +19,8 @@ def test_train_writes_run_folder(tmp_path):
                    "--noise", "0.2", "--epochs", "2", "--max-batches", "3", "--eval-subset", "200",
                    "--out", str(out)])
     assert rc == 0
-    assert {"config.json", "metrics.csv", "checkpoint.pt", "embeddings.npz"} <= {p.name for p in out.iterdir()}
+    assert {"config.json", "metrics.csv", "checkpoint.pt", "embeddings"} <= {p.name for p in out.iterdir()}
+    assert {"static.npz", "epoch-0000.npz", "epoch-0002.npz"} <= {p.name for p in (out / "embeddings").iterdir()}
     run = runs.load_run(out)
     assert run.config.loss_params == {"alpha": 2.5, "delta": 0.25} and run.config.noise == 0.2
     assert list(run.metrics["epoch"]) == [0, 1, 2]

@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pfml_core.training.run_folder import load_embeddings
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 CONFIGS = ["cars196_resnet50.toml", "cub200_resnet50.toml", "sop_resnet50.toml"]
@@ -123,6 +125,7 @@ def test_wheel_installs_and_trains_outside_the_checkout(tmp_path):
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics["epoch"]) == [0, 1] and np.isfinite(metrics["loss"][1])
     assert 0.0 <= metrics["R@1"][1] <= 1.0
-    emb = np.load(out / "embeddings.npz")
+    assert (out / "embeddings" / "static.npz").is_file()  # one file per epoch + the shared arrays
+    emb = load_embeddings(out)  # the checkout's reader of the installed package's folder
     assert emb["emb"].shape == (2, 12, 16) and emb["proxies"].shape == (2, 4 * 15, 16)
     assert sorted(set(emb["labels"].tolist())) == [0, 1, 2, 3]  # classes 101-104, renumbered

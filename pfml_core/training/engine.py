@@ -27,7 +27,7 @@ from pfml_core.training.config import TrainConfig
 from pfml_core.training.loaders import (ArrayImages, Prepared, class_balanced, eval_loader,
                                         prepare_data, train_loader)
 from pfml_core.training.models import build_model
-from pfml_core.training.snapshot import EpochSnapshot, TrainResult
+from pfml_core.training.snapshot import EpochSnapshot, TrainResult, slim
 
 __all__ = ["TrainConfig", "EpochSnapshot", "TrainResult", "train", "resolve_device"]
 FULL_METRICS_ROWS = 20000  # above this, Recall@K only, chunked (no N x N matrix)
@@ -181,11 +181,13 @@ def train(config: TrainConfig, callback: Callable | None = None,
     torch.manual_seed(config.seed + distributed.rank())
     out = Path(out_dir) if out_dir is not None and lead else None
     if out is not None:
-        runs.write_config(out, config)
+        runs.start_run(out, config)
     callback = callback if lead else None
     on_batch = on_batch if lead else None
 
-    history, stopped = [], False
+    # history is handed back in TrainResult (the CLI, the noise lab's measure read it); the
+    # run folder needs only each new snapshot plus the small metrics rows
+    history, rows, stopped = [], [], False
     for epoch in range(config.epochs + 1):
         t0 = time.perf_counter()
         loss = float("nan")
@@ -198,10 +200,13 @@ def train(config: TrainConfig, callback: Callable | None = None,
                 break
         snap = evaluate(epoch, loss, model, loss_fn, prep, device, time.perf_counter() - t0,
                         config.amp)
+        if history:
+            history[-1] = slim(history[-1])  # only the newest epoch keeps its arrays
         history.append(snap)
         if out is not None:
-            runs.write_metrics(out, history)
-            runs.write_embeddings(out, history)
+            rows.append(runs.metrics_row(snap))
+            runs.write_metrics(out, rows)
+            runs.write_epoch(out, snap)
             runs.save_checkpoint(out, distributed.unwrap(model), loss_fn, optimizer, config, epoch)
         if callback is not None:
             callback(snap)

@@ -1,15 +1,26 @@
 """Run folders: config.json, metrics.csv (one row per finished epoch), checkpoint.pt (a dict
-of state dicts + the config, loaded with weights_only=True) and embeddings.npz (every
-epoch's evaluation embeddings and proxies). Written as epochs finish, so a stopped run
-keeps all finished epochs."""
+of state dicts + the config, loaded with weights_only=True) and embeddings/, written as
+epochs finish, so a stopped run keeps all finished epochs. embeddings/ holds static.npz
+(what every epoch shares: labels, dataset rows, proxy labels, margin labels; written with
+epoch 0), one epoch-0003.npz per epoch (its eval and training embeddings, proxies and label
+margins; written once, never rewritten) and margin_sim.npz (the newest epoch's class
+similarities, replaced each epoch): every epoch writes the same bytes however long the run.
+Folders written before this layout hold one embeddings.npz (every epoch stacked); load_run
+reads both into the same dict of stacked arrays.
+
+Every file goes to a temp file of its writer's own (pid + random token) and is os.replace'd
+into place: a reader never sees half a file, two writers never share a temp file. new_run_dir
+creates its folder exclusively, so two runs started in the same second never share one."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
+import secrets
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,6 +31,10 @@ from pfml_core.training.snapshot import EpochSnapshot
 
 METRIC_COLUMNS = ["epoch", "loss", "R@1", "R@2", "R@4", "R@8", "MAP@R", "R-precision",
                   "NMI", "W2", "seconds"]
+EMB_DIR = "embeddings"
+STATIC = ("labels", "train_labels", "train_true_labels", "train_flipped", "eval_index",
+          "train_index", "proxy_labels")  # the same every epoch: static.npz
+MARGIN_STATIC = tuple(k for k in label_margin.CONSTANT if k != "sim")
 
 
 def runs_dir() -> Path:
@@ -27,50 +42,96 @@ def runs_dir() -> Path:
 
 
 def new_run_dir(config, name: str | None = None) -> Path:
-    """runs_dir()/NAME, default a time stamp plus loss and data names."""
+    """A new, empty folder runs_dir()/NAME, created here and so this caller's alone: NAME-2,
+    NAME-3... when NAME is taken. NAME defaults to a time stamp plus loss and data names."""
     if name is None:
         data = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(config.data).stem)[:30]
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.loss}-{data}"
-    return runs_dir() / name
+    root = runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    for i in itertools.count(1):
+        path = root / (name if i == 1 else f"{name}-{i}")
+        try:
+            path.mkdir()  # atomic: exactly one caller creates it
+        except FileExistsError:
+            continue
+        return path
+
+
+def _replace(dest: Path, write: Callable) -> None:
+    """write(binary file) into a temp file next to dest that no other writer uses, then
+    os.replace it onto dest (atomic)."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _save(dest: Path, arrays: dict, compressed: bool = False) -> None:
+    """Epoch files are stored, not deflated: float32 embeddings shrink ~7% for ~25x the time."""
+    _replace(dest, lambda f: (np.savez_compressed if compressed else np.savez)(f, **arrays))
+
+
+def start_run(out: Path, config) -> None:
+    """Make out this run's folder: create it, drop an earlier run's files (a reused --out then
+    holds this run alone, never a mix of two), write config.json. Missing files are fine."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stale = [out / "metrics.csv", out / "checkpoint.pt", out / "embeddings.npz"]
+    for p in stale + sorted((out / EMB_DIR).glob("*.npz")):
+        p.unlink(missing_ok=True)
+    write_config(out, config)
 
 
 def write_config(out: Path, config) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config.to_dict(), indent=2)
+    _replace(Path(out) / "config.json", lambda f: f.write(text.encode()))
 
 
-def write_metrics(out: Path, history) -> None:
-    rows = [{"epoch": s.epoch, "loss": s.loss, **s.metrics, "seconds": s.seconds}
-            for s in history]
-    df = pd.DataFrame(rows)
+def metrics_row(snap: EpochSnapshot) -> dict:
+    """One line of metrics.csv (small: the engine keeps these, not the arrays, to write it)."""
+    return {"epoch": snap.epoch, "loss": snap.loss, **snap.metrics, "seconds": snap.seconds}
+
+
+def write_metrics(out: Path, rows) -> None:
+    """metrics.csv from rows: metrics_row dicts, or EpochSnapshots."""
+    df = pd.DataFrame([r if isinstance(r, dict) else metrics_row(r) for r in rows])
     cols = [c for c in METRIC_COLUMNS if c in df] + [c for c in df if c not in METRIC_COLUMNS]
-    df[cols].to_csv(out / "metrics.csv", index=False)
+    text = df[cols].to_csv(index=False)
+    _replace(Path(out) / "metrics.csv", lambda f: f.write(text.encode()))
 
 
-def write_embeddings(out: Path, history) -> None:
-    """Stack every snapshot's arrays: emb (E, n, D), train_emb (E, m, D), proxies (E, P, D)."""
-    last = history[-1]
-    arrays = {"epochs": np.array([s.epoch for s in history]),
-              "emb": np.stack([s.embeddings for s in history]), "labels": last.labels,
-              "train_emb": np.stack([s.train_embeddings for s in history]),
-              "train_labels": last.train_labels, "train_true_labels": last.train_true_labels,
-              "train_flipped": last.train_flipped,
-              "eval_index": last.eval_index, "train_index": last.train_index}
-    if last.proxies is not None:
-        arrays["proxies"] = np.stack([s.proxies for s in history])
-        arrays["proxy_labels"] = last.proxy_labels
-    if last.margins is not None:
-        arrays.update(label_margin.to_arrays([s.margins for s in history]))
-    tmp = out / "embeddings.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(out / "embeddings.npz")  # atomic: a reader never sees half a file
+def write_epoch(out: Path, snap: EpochSnapshot) -> None:
+    """One finished epoch into out/embeddings (see the module docstring): the shared arrays
+    with epoch 0 (or when missing), this epoch's arrays once, the class similarities
+    replaced. Needs this snapshot only; earlier epochs' files are left as they are."""
+    d = Path(out) / EMB_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    m = snap.margins
+    if snap.epoch == 0 or not (d / "static.npz").is_file():
+        static = {k: getattr(snap, k) for k in STATIC if getattr(snap, k) is not None}
+        if m is not None:
+            static.update({f"margin_{k}": getattr(m, k) for k in MARGIN_STATIC})
+        _save(d / "static.npz", static, compressed=True)
+    arrays = {"emb": snap.embeddings, "train_emb": snap.train_embeddings}
+    if snap.proxies is not None:
+        arrays["proxies"] = snap.proxies
+    if m is not None:
+        arrays.update({f"margin_{k}": getattr(m, k) for k in label_margin.PER_EPOCH})
+        if m.sim is not None:  # before the epoch file: an epoch with margins has a sim
+            _save(d / "margin_sim.npz", {"margin_sim": m.sim})
+    _save(d / f"epoch-{snap.epoch:04d}.npz", arrays)
 
 
 def save_checkpoint(out: Path, model, loss_fn, optimizer, config, epoch: int) -> None:
     state = {"model": model.state_dict(), "loss": loss_fn.state_dict(),
              "optimizer": optimizer.state_dict(), "config": config.to_dict(), "epoch": epoch}
-    torch.save(state, out / "checkpoint.tmp.pt")
-    (out / "checkpoint.tmp.pt").replace(out / "checkpoint.pt")
+    _replace(Path(out) / "checkpoint.pt", lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
@@ -83,6 +144,33 @@ class Run(NamedTuple):
     embeddings: dict
 
 
+def _read(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def load_embeddings(path) -> dict:
+    """A run folder's epochs as one dict of arrays, per-epoch ones stacked (emb (E, n, D),
+    train_emb (E, m, D), proxies (E, P, D), margin_margin (E, r)...), the shared ones once,
+    epochs (E,): from embeddings/ or, for older runs, embeddings.npz; {} with no epoch."""
+    path = Path(path)
+    d = path / EMB_DIR
+    files = sorted((int(p.stem[6:]), p) for p in d.glob("epoch-*.npz") if p.stem[6:].isdigit())
+    if files and (d / "static.npz").is_file():
+        out = _read(d / "static.npz")
+        out["epochs"] = np.array([e for e, _ in files])
+        for i, (_, p) in enumerate(files):  # filled in place: one epoch's copy at a time
+            for k, v in _read(p).items():
+                if i == 0:
+                    out[k] = np.empty((len(files),) + v.shape, v.dtype)
+                out[k][i] = v
+        if (d / "margin_sim.npz").is_file():
+            out.update(_read(d / "margin_sim.npz"))
+        return out
+    e = path / "embeddings.npz"
+    return _read(e) if e.is_file() else {}
+
+
 def load_run(path) -> Run:
     """Reopen a run folder: (config, metrics DataFrame, embeddings dict of arrays)."""
     from pfml_core.training.config import TrainConfig
@@ -93,12 +181,7 @@ def load_run(path) -> Run:
     config = TrainConfig.from_dict(json.loads((path / "config.json").read_text()))
     m = path / "metrics.csv"
     metrics = pd.read_csv(m) if m.is_file() else pd.DataFrame(columns=METRIC_COLUMNS)
-    e = path / "embeddings.npz"
-    emb = {}
-    if e.is_file():
-        with np.load(e, allow_pickle=False) as f:
-            emb = {k: f[k] for k in f.files}
-    return Run(config, metrics, emb)
+    return Run(config, metrics, load_embeddings(path))
 
 
 def list_runs(root: Path | None = None) -> list[dict]:
@@ -133,6 +216,6 @@ def snapshots(run: Run) -> list:
             int(epoch), float(row.get("loss", float("nan"))), metrics, e["emb"][i], e["labels"],
             e["train_emb"][i], e["train_labels"], e["train_true_labels"], e["train_flipped"],
             e["proxies"][i] if "proxies" in e else None, e.get("proxy_labels"),
-            float(row.get("seconds", float("nan"))), e["eval_index"], e["train_index"],
+            float(row.get("seconds", float("nan"))), e.get("eval_index"), e.get("train_index"),
             margins[i] if margins else None))
     return out

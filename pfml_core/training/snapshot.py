@@ -2,7 +2,7 @@
 untrained network) and the TrainResult at the end. Run folders store and reload them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,16 @@ class EpochSnapshot:
     eval_index: np.ndarray = field(default=None)   # (n,) rows of the source dataset
     train_index: np.ndarray = field(default=None)  # (m,) rows of the source dataset
     margins: TrainMargins | None = field(default=None)  # label margins of (all) training rows
+
+
+def slim(snap: EpochSnapshot) -> EpochSnapshot:
+    """An earlier epoch as runs keep it once a newer one exists: its metrics, proxies and
+    label margins, without its (n, D) embeddings and (r, C) class similarities (those of the
+    newest epoch are all anything reads; the run folder has every epoch's on disk). Memory
+    then stays flat however many epochs a run has."""
+    margins = snap.margins if snap.margins is None else replace(snap.margins, sim=None)
+    return replace(snap, embeddings=snap.embeddings[:0], train_embeddings=snap.train_embeddings[:0],
+                   margins=margins)
 
 
 @dataclass
