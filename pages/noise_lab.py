@@ -5,7 +5,7 @@ import streamlit as st
 
 from pfml_core import lab
 from pfml_core.viz import lab as viz
-from studio import cache, lab_panel
+from studio import cache, lab_panel, lab_suspects
 from studio.nav import use_app_navigation
 
 use_app_navigation()  # first: see studio/nav.py
@@ -67,7 +67,7 @@ def results(grid: dict, frame) -> None:
     detect = lab.detection_table(agg)
     if len(detect):
         st.dataframe(detect, hide_index=True, key="noise_detect_table")
-    lab_panel.suspects_panel(runs)
+    lab_suspects.suspects_panel(runs)
     with st.expander("Every run, and flip distances"):
         c3, c4 = st.columns(2)
         c3.plotly_chart(viz.noise_figure(agg, "flip_ratio", labels), key="noise_flip")

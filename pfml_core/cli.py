@@ -1,7 +1,7 @@
 """Command line, the one entry point: `python -m pfml_core train --data mnist5k --loss pfml
 --alpha 3 --delta 0.2 --noise 0.2 --epochs 20 --out runs/NAME` writes a run folder (see
-pfml_core.training.run_folder); `noise-lab`, `sweep` and `lab-export` are the lab's
-(pfml_core.lab.commands). `torchrun --nproc_per_node=N -m pfml_core train --config
+pfml_core.training.run_folder); `noise-lab`, `sweep`, `lab-resume` and `lab-export` are
+the lab's (pfml_core.lab.commands). `torchrun --nproc_per_node=N -m pfml_core train --config
 cub200_resnet50 --data-root DIR` runs the same engine on N processes
 (pfml_core.training.distributed).
 

@@ -1,11 +1,13 @@
-"""The parts the noise-lab and sweep pages share: start a grid in a
-background worker, pick a stored grid, and show its progress (with an ETA) with Cancel/Resume
-and CSV. All state lives in the store (runs_dir()/lab.sqlite), so a refresh or restart loses
-nothing. For the noise lab: the suspect labels of a run, as an image grid (or a table for
-feature data) with CSV download."""
+"""The parts the noise-lab and sweep pages share: queue a grid for a background worker
+(PFML_MAX_LAB_WORKERS grids run at once; the rest wait, their queue position shown), pick a
+stored grid, and show its progress (with an ETA) with Cancel/Resume and CSV. All state lives
+in the store (runs_dir()/lab.sqlite), so a refresh or restart loses nothing. Each browser
+session holds a random owner token: only the session that started (or resumed) a grid may
+cancel it; other sessions see it and its results, with the Cancel button disabled."""
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 
 import pandas as pd
@@ -18,6 +20,14 @@ from pfml_core.training import runs_dir
 from studio import safe
 
 ACTIVE = ("queued", "running")
+NOT_YOURS = "Only the session that started this grid can cancel it."
+
+
+def owner() -> str:
+    """This browser session's owner token (kept in st.session_state; never shown)."""
+    if "lab_owner" not in st.session_state:
+        st.session_state["lab_owner"] = secrets.token_hex(16)
+    return st.session_state["lab_owner"]
 
 
 @contextlib.contextmanager
@@ -47,18 +57,20 @@ def dataset(path: str, bundled: str) -> str:
 
 
 def launch(kind: str, build, key: str, what: str = "Grid") -> int | None:
-    """build() -> (spec, runs); store the grid, start its worker, select it on the page.
-    A ValueError from build (bad form input) becomes a message, never a traceback."""
+    """build() -> (spec, runs); store the grid (owned by this session), queue it for a
+    worker, select it on the page. A ValueError from build (bad form input) or the queue (a
+    bad PFML_MAX_LAB_WORKERS) becomes a message, never a traceback."""
     try:
         spec, runs = build()
+        with store() as s:
+            gid = s.create_grid(kind, spec, runs, owner=owner())
+            position = worker.submit(gid, s, owner=owner())
     except ValueError as exc:
         safe.say("error", exc)
         return None
-    with store() as s:
-        gid = s.create_grid(kind, spec, runs)
-        worker.start(gid, s)
     st.session_state[key] = gid
-    st.toast(f"{what} #{gid}: {len(runs)} runs started")
+    st.toast(f"{what} #{gid}: {len(runs)} runs " + ("started" if position is None else
+                                                    f"queued (position {position})"))
     return gid
 
 
@@ -72,9 +84,10 @@ def _label(g: dict) -> str:
 
 
 def pick_grid(kind: str, key: str) -> int | None:
-    """Selectbox of the stored grids of `kind`, newest first (after reaping dead workers)."""
+    """Selectbox of the stored grids of `kind`, newest first (after reaping dead workers and
+    starting queued grids on free slots)."""
     with store() as s:
-        s.reap_stale()
+        kick(s)
         grids = s.grids(kind)
     if not grids:
         st.info("No grids yet: set one up above and press Run.")
@@ -83,6 +96,14 @@ def pick_grid(kind: str, key: str) -> int | None:
     if st.session_state.get(key) not in labels:
         st.session_state[key] = grids[0]["id"]
     return st.selectbox("Grid", list(labels), format_func=labels.get, key=key)
+
+
+def kick(s: Store) -> None:
+    """Reap grids whose worker died and start queued grids on the slots that frees."""
+    try:
+        worker.dispatch(s)
+    except ValueError as exc:  # a bad PFML_MAX_LAB_WORKERS: said once, the page still works
+        safe.say("error", exc)
 
 
 def poll_every(grid_id: int | None, seconds: float = 2.0) -> float | None:
@@ -130,26 +151,26 @@ def eta_text(grid: dict, runs: list[dict], now: float | None = None) -> str:
 def status(grid_id: int, prefix: str) -> tuple[dict, pd.DataFrame]:
     """Progress, Cancel/Resume, failures, CSV download; returns (grid, runs frame)."""
     with store() as s:
-        s.reap_stale()
-        grid, runs = s.grid(grid_id), s.runs(grid_id)
+        kick(s)
+        grid, runs, position = s.grid(grid_id), s.runs(grid_id), s.position(grid_id)
     frame = lab.runs_frame(runs)
     if "error" in frame:  # a failed run's traceback: its first line, no server paths
         frame["error"] = frame["error"].map(safe.one_line)
     n = len(frame)
     counts = frame["status"].value_counts().to_dict() if n else {}
     finished = sum(counts.get(k, 0) for k in ("done", "failed", "cancelled"))
-    st.progress(finished / max(n, 1), text=f"Grid #{grid_id}: **{grid['status']}** — "
+    state = grid["status"] if position is None else f"queued (position {position})"
+    st.progress(finished / max(n, 1), text=f"Grid #{grid_id}: **{state}** — "
                 + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                 + eta_text(grid, runs))
     cols = st.columns(3)
-    if grid["status"] in ACTIVE and cols[0].button("Cancel", key=f"{prefix}_cancel"):
-        with store() as s:
-            worker.cancel(grid_id, s)
-        st.rerun()
+    if grid["status"] in ACTIVE:
+        mine = grid.get("owner") == owner()
+        if cols[0].button("Cancel", key=f"{prefix}_cancel", disabled=not mine,
+                          help=None if mine else NOT_YOURS):
+            act(worker.cancel, grid_id)
     if grid["status"] in ("failed", "cancelled") and cols[0].button("Resume", key=f"{prefix}_resume"):
-        with store() as s:
-            worker.resume(grid_id, s)
-        st.rerun()
+        act(worker.resume, grid_id)
     cols[1].download_button("Download CSV", frame.to_csv(index=False), f"grid_{grid_id}.csv",
                             "text/csv", key=f"{prefix}_csv")
     failed = frame[frame["status"] == "failed"] if n else frame
@@ -158,90 +179,19 @@ def status(grid_id: int, prefix: str) -> tuple[dict, pd.DataFrame]:
     return grid, frame
 
 
+def act(fn, grid_id: int) -> None:
+    """worker.cancel / worker.resume as this session; a refusal (another session's grid, a
+    worker still alive) is a message, else the page reruns."""
+    try:
+        with store() as s:
+            fn(grid_id, s, owner=owner())
+    except (ValueError, PermissionError) as exc:
+        safe.say("error", exc)
+        return
+    st.rerun()
+
+
 def grid_runs(grid_id: int) -> list[dict]:
     """The grid's runs as stored (with their curves and configs)."""
     with store() as s:
         return s.runs(grid_id)
-
-
-def _default_first(runs: list[dict]) -> list[dict]:
-    """Finished runs, PFML at the highest noise rate and lowest seed first."""
-    done = [r for r in runs if r["status"] == "done" and "suspect_epochs" in (r["metrics"] or {})]
-    return sorted(done, key=lambda r: (r["params"].get("loss") != "pfml",
-                                       -r["params"].get("noise", 0), r["params"].get("seed", 0)))
-
-
-def _run_label(r: dict) -> str:
-    p = r["params"]
-    return (f"run {r['id']}: {p.get('loss')} · {p.get('noise', 0):.0%} noise · seed {p.get('seed')}"
-            if "loss" in p else f"run {r['id']}")
-
-
-@st.cache_data(max_entries=8, show_spinner="Ranking the run folder's labels…")
-def _folder(path: str, mtime: float) -> tuple[pd.DataFrame, dict, str | None]:
-    rm = lab.suspects.from_run_folder(path)
-    return lab.suspects.table(rm), lab.suspects.summary(rm), rm.data
-
-
-def _sources(runs: list[dict]) -> dict[str, tuple]:
-    from pfml_core.training import list_runs
-
-    out = {_run_label(r): ("run", r) for r in _default_first(runs)}
-    out.update({f"run folder {f['name']}": ("folder", f) for f in list_runs()})
-    return out
-
-
-def _load(source: tuple) -> tuple[pd.DataFrame, dict, str | None]:
-    kind, what = source
-    if kind == "folder":
-        return _folder(what["path"], what["mtime"])
-    with store() as s:
-        table = s.samples(what["id"])
-    return pd.DataFrame(table or {}), what["metrics"], what["config"]["data"]
-
-
-def _image(x):
-    import numpy as np
-
-    x = np.asarray(x)
-    return x[0] if x.shape[0] == 1 else np.moveaxis(x, 0, -1)
-
-
-def _show(top: pd.DataFrame, data: str | None, prefix: str) -> None:
-    """Top suspects as captioned thumbnails (image data) or a table (feature data)."""
-    try:
-        ds = lab.dataset(data) if data else None
-    except (ValueError, OSError):
-        ds = None
-    if ds is None or ds.kind != "image":
-        st.dataframe(top, key=f"{prefix}_suspect_table")
-        return
-    cols = st.columns(8)
-    for i, r in enumerate(top.itertuples()):
-        flag = " · flipped" if getattr(r, "flipped", False) else ""
-        cols[i % 8].image(_image(ds.X[int(r.row)]), clamp=True, width="stretch",
-                          caption=f"#{r.row}: {r.given_label} → {r.suggested_label} · {r.score:.3f}{flag}")
-
-
-def suspects_panel(runs: list[dict], prefix: str = "noise") -> None:
-    """Pick a finished run (of this grid, or a run folder) and show its most suspect labels,
-    the detection figures where flips are known, and the ranked CSV."""
-    sources = _sources(runs)
-    if not sources:
-        st.info("No finished run with label margins yet.")
-        return
-    pick = st.selectbox("Run", list(sources), key=f"{prefix}_suspect_run")
-    try:
-        table, summary, data = _load(sources[pick])
-    except ValueError as exc:
-        safe.say("error", exc)
-        return
-    if table.empty:
-        st.info("This run kept no per-sample table.")
-        return
-    st.markdown(lab.suspects.describe(summary, int(table["flipped"].sum()) if "flipped" in table else 0))
-    top = st.slider("Show the most suspect", 8, 64, 16, 8, key=f"{prefix}_suspect_top")
-    _show(table.head(top), data, prefix)
-    cols = [c for c in (*lab.suspects.COLUMNS, "flipped") if c in table]
-    st.download_button("Download suspects CSV", table[cols].to_csv(index=False),
-                       "suspects.csv", "text/csv", key=f"{prefix}_suspect_csv")

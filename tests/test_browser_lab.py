@@ -24,7 +24,7 @@ def fill(page, label: str, value: str) -> None:
 
 
 FIGURES = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')].map(gd =>
-  [gd._fullLayout.title.text, gd._fullData.map(t => ({name: t.name, x: Array.from(t.x || []),
+  [gd._fullLayout.title.text.replace(/<[^>]+>/g, ''), gd._fullData.map(t => ({name: t.name, x: Array.from(t.x || []),
    y: Array.from(t.y || []), axis: t.xaxis}))]))"""
 
 
@@ -42,7 +42,6 @@ def test_noise_lab_tiny_grid_in_browser(app_url, page):
     page.get_by_text(re.compile(r"labels flipped by the run\. Detection AUROC: margin")).first.wait_for()
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5")
     figs = page.evaluate(FIGURES)
-    print(list(figs))
     r1 = {t["name"]: t for t in figs["R@1 vs label noise (mean ± std over seeds)"]}
     assert r1["PFML (potential field)"]["x"] == [0, 20] and len(r1["Proxy Anchor"]["y"]) == 2
     memo = figs["Memorization at 20% label noise (mean ± std over seeds)"]

@@ -1,5 +1,6 @@
-"""`python -m pfml_core noise-lab | sweep | lab-export`: foreground grids write the same store
-the app reads, CSV export matches the store, bad input is a message and exit code 2."""
+"""`python -m pfml_core noise-lab | sweep | lab-export | lab-resume`: foreground grids write
+the same store the app reads, CSV export matches the store, lab-resume finishes a stopped
+grid, bad input (an unknown grid, one still alive) is a one-line message and exit code 2."""
 from __future__ import annotations
 
 import os
@@ -126,3 +127,64 @@ def test_lab_export_writes_the_curves(tmp_path, capsys):
     runs_csv = pd.read_csv(tmp_path / "runs.csv")
     assert list(runs_csv["suspect_auroc"]) == [1.0, 1.0] and "cleanlab_auroc" in runs_csv
     assert store.samples(store.runs(gid)[0]["id"])["flipped"][:10] == [True] * 10
+
+
+def _stopped_grid(store, pid: int) -> int:
+    """A tiny grid whose worker (pid) finished run 0, died in run 1 and left run 2 queued:
+    its heartbeat is a minute old."""
+    from pfml_core.lab import grid as lab
+
+    base = {"epochs": 1, "max_batches_per_epoch": 2, "eval_subset": 200, "device": "cpu"}
+    spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [0, 1, 2], base=base)
+    gid = store.create_grid("noise", spec, runs)
+    assert store.mark_running(gid, pid)
+    store.end_run(store.claim_next(gid, pid)["id"], "done", {"R@1": 0.5})
+    store.claim_next(gid, pid)
+    store._conn.execute("UPDATE grids SET heartbeat=heartbeat-60 WHERE id=?", (gid,))
+    return gid
+
+
+def test_lab_resume_finishes_a_dead_workers_grid(tmp_path, capsys):
+    """The dead worker's pid is this (live) test process's: the stale heartbeat decides."""
+    from tests.lab_fakes import expected_r1
+
+    store = Store(tmp_path / "lab.sqlite")
+    gid = _stopped_grid(store, os.getpid())
+    assert cli.main(["lab-resume", str(gid), "--store", str(store.path),
+                     "--train-fn", "tests.lab_fakes:quick"]) == 0
+    out = capsys.readouterr().out
+    assert f"grid {gid}: resuming 2 runs" in out and f"grid {gid}: done (3 of 3 runs done)" in out
+    runs = store.runs(gid)
+    assert store.grid(gid)["status"] == "done" and runs[0]["metrics"] == {"R@1": 0.5}
+    assert [r["metrics"]["R@1"] for r in runs[1:]] == [expected_r1(r["config"]) for r in runs[1:]]
+    assert cli.main(["lab-resume", str(gid), "--store", str(store.path)]) == 2  # nothing left
+    assert capsys.readouterr().err.strip() == f"error: grid {gid} is done: no run is left to resume"
+
+
+def test_lab_resume_refuses_unknown_and_live_grids(tmp_path, capsys):
+    store = Store(tmp_path / "lab.sqlite")
+    assert cli.main(["lab-resume", "99", "--store", str(store.path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: grid_id 99 is not in the store")
+    gid = _stopped_grid(store, os.getpid())
+    store.beat(gid, os.getpid())  # its worker is alive again: a fresh heartbeat
+    assert cli.main(["lab-resume", str(gid), "--store", str(store.path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"grid {gid} is still running" in err
+    assert [r["status"] for r in store.runs(gid)] == ["done", "running", "queued"]  # untouched
+
+
+@pytest.mark.slow  # real training (digits, 1 epoch of 2 batches) in a fresh interpreter
+def test_lab_resume_subprocess_real_training(tmp_path):
+    store = Store(tmp_path / "lab.sqlite")
+    gid = _stopped_grid(store, os.getpid())
+    run = lambda g: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "pfml_core", "lab-resume", str(g), "--store", str(store.path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240)
+    proc = run(gid)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["status"] for r in store.runs(gid)] == ["done"] * 3
+    assert all(0 <= r["metrics"]["R@1"] <= 1 for r in store.runs(gid))
+    proc = run(12345)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "grid_id 12345" in proc.stderr

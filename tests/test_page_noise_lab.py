@@ -1,9 +1,12 @@
 """pages/noise_lab.py under AppTest: a tiny grid runs in a real background worker and its
 results show in the table and figures (R@1 vs noise, memorization curves, suspect labels as
 captioned images with the detection figures); the form starts from the default regime; an
-ETA shows while a grid runs; bad input is an st.error; Cancel stops a grid; grids already in
-the store (a restarted app) are listed."""
+ETA shows while a grid runs; bad input is an st.error; Cancel stops a grid, and only the
+session that started it sees Cancel enabled; a queued grid shows its queue position; grids
+already in the store (a restarted app) are listed."""
 from __future__ import annotations
+
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -24,8 +27,12 @@ def runs_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def page() -> AppTest:
-    return AppTest.from_file(PAGE, default_timeout=60).run()
+def page(owner: str | None = None) -> AppTest:
+    """The page as a session whose owner token is `owner` (a random one when None)."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    if owner is not None:
+        at.session_state["lab_owner"] = owner
+    return at.run()
 
 
 def frame_with(at: AppTest, column: str):
@@ -83,7 +90,8 @@ def test_tiny_grid_runs_and_shows_results(runs_dir, fake_trainer):
     assert list(arr(margins["pfml: flipped"]["x"])) == list(range(1, EPOCHS + 1))  # trained epochs
     assert arr(margins["pfml: flipped"]["y"])[0] == pytest.approx(-0.2 + 0.001 * 3.5, abs=1e-6)
     # suspects: PFML at 20%, seed 0 first; 8 flipped digits rows, rows 0..7, rank first
-    assert at.selectbox(key="noise_suspect_run").value.endswith("pfml · 20% noise · seed 0")
+    pick = next(s for s in at.selectbox if s.label == "Run")
+    assert pick.value.endswith("pfml · 20% noise · seed 0") and len(pick.options) == 8
     assert any(m.value.startswith("**8 labels flipped by the run.** Detection AUROC: margin 1.000")
                for m in at.markdown)
     captions = [c for e in at.get("image") for c in e.captions]
@@ -108,10 +116,11 @@ def test_bad_seeds_are_an_error_not_a_traceback(runs_dir):
 def test_cancel_button_stops_a_running_grid(runs_dir):
     s = Store()
     spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [1, 2], base={"epochs": 1})
-    gid = s.create_grid("noise", spec, runs)
+    gid = s.create_grid("noise", spec, runs, owner="mine")
     worker.start(gid, s, "tests.lab_fakes:blocking")  # seed 1 blocks until cancelled
     wait_for(lambda: s.runs(gid)[0]["status"] == "running", 60, "run started")
-    at = page()
+    at = page(owner="mine")
+    assert not at.button(key="noise_cancel").disabled
     at.button(key="noise_cancel").click().run()
     assert not at.exception
     assert s.grid(gid)["status"] == "cancelled"
@@ -166,3 +175,48 @@ def test_eta_text_by_hand():
     assert lab_panel.eta_text(grid, runs, now=300.0) == " · about 3.3 min left"  # 400 s / 2
     assert lab_panel.eta_text(grid, runs[1:], now=300.0) == " · estimating time left…"
     assert lab_panel.eta_text({**grid, "status": "done"}, runs, now=300.0) == ""
+
+
+def _running_grid(s: Store, owner: str) -> int:
+    """A grid whose worker is alive (a fresh heartbeat; its pid is nobody's to kill)."""
+    spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [0, 1], base={"epochs": 1})
+    gid = s.create_grid("noise", spec, runs, owner=owner)
+    assert s.mark_running(gid, 2**22 + 7)  # above any pid this machine hands out
+    s._conn.execute("UPDATE grids SET heartbeat=? WHERE id=?", (time.time() + 3600, gid))
+    return gid  # alive for the whole test, however slow the machine
+
+
+def test_another_sessions_grid_shows_a_disabled_cancel(runs_dir):
+    s = Store()
+    gid = _running_grid(s, owner="alice")
+    at = page(owner="bob")
+    cancel = at.button(key="noise_cancel")
+    assert cancel.disabled and cancel.help == lab_panel.NOT_YOURS
+    assert "Grid #%d: **running**" % gid in at.get("progress")[0].proto.text
+    with pytest.raises(PermissionError):  # what the button would do, refused in the store too
+        worker.cancel(gid, s, owner="bob")
+    assert s.grid(gid)["status"] == "running"
+    at = page(owner="alice")
+    assert not at.button(key="noise_cancel").disabled
+    at.button(key="noise_cancel").click().run()
+    assert not at.exception and s.grid(gid)["status"] == "cancelled"
+
+
+def test_a_queued_grid_shows_its_position(runs_dir, monkeypatch):
+    monkeypatch.setenv("PFML_MAX_LAB_WORKERS", "1")
+    s = Store()
+    first = _running_grid(s, owner="alice")  # holds the one slot
+    waiting = []
+    for _ in range(2):
+        spec, runs = lab.noise_grid("digits", ["triplet"], [0.0], [0], base={"epochs": 1})
+        waiting.append(s.create_grid("noise", spec, runs, owner="bob"))
+        s.submit(waiting[-1])
+    at = page(owner="bob")  # the newest grid is picked: second in the queue
+    assert not at.exception
+    assert "Grid #%d: **queued (position 2)** — 1 queued" % waiting[1] in at.get("progress")[0].proto.text
+    assert not at.button(key="noise_cancel").disabled  # bob's own grid, though not started
+    at.selectbox(key="noise_grid").set_value(waiting[0]).run()
+    assert "Grid #%d: **queued (position 1)**" % waiting[0] in at.get("progress")[0].proto.text
+    assert s.grid(first)["status"] == "running" and s.position(waiting[0]) == 1  # nothing started
+    at.button(key="noise_cancel").click().run()  # bob leaves the queue: the other moves up
+    assert s.grid(waiting[0])["status"] == "cancelled" and s.position(waiting[1]) == 1

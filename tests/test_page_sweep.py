@@ -1,11 +1,13 @@
 """pages/sweep.py under AppTest: a tiny alpha x delta sweep runs in a background worker;
-heatmap and line plots show the measured values with the paper's curve beside them."""
+heatmap and line plots show the measured values with the paper's curve beside them; a sweep
+started while the worker slots are full waits in the queue."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pfml_core.lab import grid as lab_grid
 from pfml_core.lab import paper as lab_paper
 from pfml_core.lab import worker
 from pfml_core.lab.store import Store
@@ -63,3 +65,26 @@ def test_bad_axis_values_are_errors(runs_dir):
     at.text_input(key="sweep_alpha").set_value("0")
     at.button[0].click().run()
     assert "alpha" in at.error[0].value and Store().grids() == []
+
+
+def test_run_sweep_queues_behind_a_running_grid(runs_dir, monkeypatch):
+    """Cap 1 and a grid running: the new sweep waits (position 1), no second worker starts."""
+    import time
+
+    monkeypatch.setenv("PFML_MAX_LAB_WORKERS", "1")
+    started = []
+    monkeypatch.setattr(worker, "start", lambda *a, **k: started.append(a) or 0)
+    s = Store()
+    spec, runs = lab_grid.noise_grid("digits", ["pfml"], [0.0], [0], base={"epochs": 1})
+    busy = s.create_grid("noise", spec, runs, owner="someone")
+    assert s.mark_running(busy, 2**22 + 7)
+    s._conn.execute("UPDATE grids SET heartbeat=? WHERE id=?", (time.time() + 3600, busy))
+    at = page()
+    at.selectbox(key="sweep_data").set_value("digits")
+    at.button[0].click().run()
+    assert not at.exception and not at.error and started == []
+    (grid,) = Store().grids("sweep")
+    assert grid["status"] == "queued" and Store().position(grid["id"]) == 1
+    assert "Grid #%d: **queued (position 1)**" % grid["id"] in at.get("progress")[0].proto.text
+    assert grid["owner"] == at.session_state["lab_owner"]
+    assert not at.button(key="sweep_cancel").disabled

@@ -1,5 +1,6 @@
 """pfml_core.lab.store: atomic claims under concurrency, outcomes, cancellation, dead-worker
-reaping, and a store that survives a restart (a new connection in a new process)."""
+reaping (by a stale heartbeat), and a store that survives a restart (a new connection in a
+new process). Heartbeats, the launch queue and owners: tests/test_lab_queue.py."""
 from __future__ import annotations
 
 import multiprocessing
@@ -87,6 +88,11 @@ def test_cancel_marks_unfinished_runs_and_grid(tmp_path):
     assert not s.mark_running(gid, 1)  # a cancelled grid is not picked up again
 
 
+def _stale(s, gid, seconds=60.0):
+    """Age the grid's heartbeat past the timeout (its worker stopped beating)."""
+    s._conn.execute("UPDATE grids SET heartbeat=heartbeat-? WHERE id=?", (seconds, gid))
+
+
 def test_reap_marks_dead_workers_run_failed_and_keeps_finished(tmp_path):
     s = Store(tmp_path / "lab.sqlite")
     gid, dead = _grid(s, 3), _dead_pid()
@@ -94,6 +100,8 @@ def test_reap_marks_dead_workers_run_failed_and_keeps_finished(tmp_path):
     assert s.mark_running(gid, dead)
     s.end_run(s.claim_next(gid, dead)["id"], "done", {"R@1": 0.5})
     s.claim_next(gid, dead)
+    assert s.reap_stale() == 0  # a fresh heartbeat: alive, whatever its pid
+    _stale(s, gid)
     assert s.reap_stale() == 1
     runs = s.runs(gid)
     assert [r["status"] for r in runs] == ["done", "failed", "queued"]

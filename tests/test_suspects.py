@@ -145,3 +145,14 @@ def test_eta_from_finished_runs_and_from_progress():
     assert runtime.eta(early, now) == pytest.approx((200 - 40) + 200)
     assert runtime.eta([_run("running", 10, 990, progress=0)], now) is None
     assert runtime.eta([_run("done", 10, 0, 100)], now) == 0.0
+
+
+def test_stored_runs_put_pfml_at_the_highest_noise_first():
+    def run(i, loss, noise, seed, status="done", kept=True):
+        return {"id": i, "status": status, "params": {"loss": loss, "noise": noise, "seed": seed},
+                "metrics": {"suspect_epochs": 3} if kept else {"R@1": 0.5}}
+    runs = [run(1, "proxy_anchor", 0.2, 0), run(2, "pfml", 0.0, 0), run(3, "pfml", 0.2, 1),
+            run(4, "pfml", 0.2, 0), run(5, "pfml", 0.4, 0, status="running"), run(6, "pfml", 0.4, 1, kept=False)]
+    assert list(suspects.stored_runs(runs)) == [
+        "run 4: pfml · 20% noise · seed 0", "run 3: pfml · 20% noise · seed 1",
+        "run 2: pfml · 0% noise · seed 0", "run 1: proxy_anchor · 20% noise · seed 0"]

@@ -1,5 +1,6 @@
 """pfml_core.lab.worker: grids run in detached worker processes, land in the store, can be
-cancelled, survive a SIGKILL with finished runs intact, and two grids at once stay apart."""
+cancelled, survive a SIGKILL with finished runs intact (reaped once the heartbeat is stale),
+and two grids at once stay apart. The queue and heartbeats: tests/test_lab_queue.py."""
 from __future__ import annotations
 
 import os
@@ -68,6 +69,8 @@ def test_killed_worker_keeps_finished_runs_and_fails_its_own(store):
     done_before = store.runs(gid)[0]
     os.killpg(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid), what="worker death")
+    assert store.reap_stale() == 0  # its heartbeat is not stale yet
+    store._conn.execute("UPDATE grids SET heartbeat=heartbeat-60 WHERE id=?", (gid,))
     assert store.reap_stale() == 1
     runs = store.runs(gid)
     assert [r["status"] for r in runs] == ["done", "failed", "queued"]

@@ -1,7 +1,9 @@
 """CLI for the lab: `python -m pfml_core noise-lab ...` and `python -m pfml_core sweep ...`
 run a grid in the foreground (or --background) into the same store the app reads (noise-lab
-with no flags: the default grid of pfml_core.lab.regime); `lab-export GRID OUT.csv
-[--curves C.csv]` writes a stored grid's runs (and memorization curves) as CSV;
+with no flags: the default grid of pfml_core.lab.regime); `lab-resume GRID` runs a stopped
+grid's failed, cancelled and unstarted runs (or queues it, --background), as the app's Resume
+does; `lab-export GRID OUT.csv [--curves C.csv]` writes a stored grid's runs (and
+memorization curves) as CSV;
 `suspects RUN_DIR --top N --out suspects.csv` ranks a run folder's training labels. The
 parsers are added to pfml_core.cli's, the one entry point."""
 from __future__ import annotations
@@ -38,7 +40,8 @@ def _common(p: argparse.ArgumentParser, seeds: str, base: dict) -> None:
     p.add_argument("--eval-subset", type=int, default=None, help=f"(default {base['eval_subset']})")
     p.add_argument("--device", default="auto")
     p.add_argument("--store", default=None, help="SQLite store (default runs_dir()/lab.sqlite)")
-    p.add_argument("--background", action="store_true", help="start a worker and return")
+    p.add_argument("--background", action="store_true",
+                   help="queue it for a background worker (PFML_MAX_LAB_WORKERS at a time) and return")
     p.add_argument("--export", default=None, metavar="OUT.csv", help="write the runs as CSV")
 
 
@@ -82,6 +85,14 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--curves", default=None, metavar="CURVES.csv",
                    help="also write the memorization curves (one row per run and epoch)")
     e.set_defaults(func=run_export)
+    r = subparsers.add_parser("lab-resume", help="run a stopped grid's failed, cancelled and "
+                              "unstarted runs (refused while its worker is alive)")
+    r.add_argument("grid_id", type=int)
+    r.add_argument("--store", default=None, help="SQLite store (default runs_dir()/lab.sqlite)")
+    r.add_argument("--background", action="store_true",
+                   help="queue it for a background worker and return")
+    r.add_argument("--train-fn", default=None, help=argparse.SUPPRESS)  # tests
+    r.set_defaults(func=run_resume)
     u = subparsers.add_parser("suspects", help="rank a run folder's training labels, most "
                               "suspect first", description=suspects.__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,22 +123,57 @@ def _execute(kind: str, spec: dict, runs: list, args, axes: list[str]) -> int:
     print(f"grid {gid}: {len(runs)} runs -> {store.path}", flush=True)
     t0 = time.perf_counter()
     if args.background:
-        print(f"worker pid {worker.start(gid, store)}", flush=True)
+        _queued(store, gid, worker.submit(gid, store))
         return 0
-
-    def on_run(run, status):
-        r = next(x for x in store.runs(gid) if x["id"] == run["id"])
-        r1 = f" R@1={r['metrics']['R@1']:.3f}" if status == "done" else f" {r['error'] or ''}"[:200]
-        left = runtime.eta(store.runs(gid), time.time(), spec.get("parallel", 1))
-        eta = f" (about {left / 60:.1f} min left)" if left else ""
-        print(f"[{run['idx'] + 1}/{len(runs)}] {run['params']}: {status}{r1}{eta}", flush=True)
-
-    status = worker.run_grid(gid, store, on_run=on_run)
+    status = _foreground(store, gid, worker.train_run)
     frame = lab.grid_frame(store, gid)
     table = lab.aggregate(frame, axes, ("R@1", "R@2", "seconds"))
     print(f"grid {gid}: {status} in {time.perf_counter() - t0:.0f} s\n"
           f"{table.to_string(index=False)}", flush=True)
     _write(store, gid, args.export, getattr(args, "curves", None))
+    return 0 if status == "done" else 1
+
+
+def _queued(store: Store, gid: int, position: int | None) -> None:
+    if position is None:
+        print(f"worker pid {store.grid(gid)['pid']}", flush=True)
+    else:
+        print(f"grid {gid}: queued (position {position}); it starts when a worker slot frees",
+              flush=True)
+
+
+def _foreground(store: Store, gid: int, train_fn) -> str:
+    """Run the grid in this process, a line per run; then start queued grids (app or
+    --background) that waited for the slot this run held."""
+    runs = store.runs(gid)
+    parallel = store.grid(gid)["spec"].get("parallel", 1)
+
+    def on_run(run, status):
+        r = next(x for x in store.runs(gid) if x["id"] == run["id"])
+        r1 = f" R@1={r['metrics']['R@1']:.3f}" if status == "done" else f" {r['error'] or ''}"[:200]
+        left = runtime.eta(store.runs(gid), time.time(), parallel)
+        eta = f" (about {left / 60:.1f} min left)" if left else ""
+        print(f"[{run['idx'] + 1}/{len(runs)}] {run['params']}: {status}{r1}{eta}", flush=True)
+
+    try:
+        return worker.run_grid(gid, store, train_fn, on_run=on_run)
+    finally:
+        worker.dispatch(store)
+
+
+def run_resume(args) -> int:
+    """`lab-resume GRID`: requeue a stopped grid's failed and cancelled runs and run what is
+    left here (or queue it, --background); refused (one line, exit 2) for an unknown grid,
+    one whose worker is alive, one waiting in the queue and one with nothing left."""
+    store = _store(args.store)
+    if args.background:
+        _queued(store, args.grid_id, worker.resume(args.grid_id, store, args.train_fn))
+        return 0
+    left = worker.reopen(args.grid_id, store)
+    print(f"grid {args.grid_id}: resuming {left} runs", flush=True)
+    status = _foreground(store, args.grid_id, worker.load_train_fn(args.train_fn))
+    done = sum(r["status"] == "done" for r in store.runs(args.grid_id))
+    print(f"grid {args.grid_id}: {status} ({done} of {len(store.runs(args.grid_id))} runs done)")
     return 0 if status == "done" else 1
 
 
@@ -187,7 +233,12 @@ def _window(text: str) -> int:
 
 
 def run_worker(args) -> int:
-    """The body of a background worker: `python -m pfml_core lab-worker GRID --store PATH`."""
-    status = worker.run_grid(args.grid_id, _store(args.store), worker.load_train_fn(args.train_fn))
+    """The body of a background worker: `python -m pfml_core lab-worker GRID --store PATH`;
+    when it ends, it starts the next queued grids (with its own --train-fn)."""
+    store = _store(args.store)
+    try:
+        status = worker.run_grid(args.grid_id, store, worker.load_train_fn(args.train_fn))
+    finally:
+        worker.dispatch(store, args.train_fn)
     print(f"grid {args.grid_id}: {status}", flush=True)
     return 0

@@ -2,8 +2,11 @@
 (noise grids, sweeps) and their runs, so background workers, the app and the CLI share
 results that outlive any of them. Short transactions; run claims are atomic. A running run
 reports its finished epochs (progress, for the ETA); a finished run may keep a per-sample
-table (its suspect labels) apart from its metrics, read only when asked for. Stores written
-before either existed open unchanged: the column and table are added on open."""
+table (its suspect labels) apart from its metrics, read only when asked for. A worker's
+liveness is its grid's heartbeat, and grids submitted from the app wait in a launch queue
+for a worker slot (pfml_core.lab.store_queue); a grid records its owner, the one session
+that may cancel it. Stores written before any of these existed open unchanged: the columns
+and table are added on open."""
 from __future__ import annotations
 
 import json
@@ -13,6 +16,7 @@ import time
 from pathlib import Path
 
 from pfml_core.lab.store_file import open_store
+from pfml_core.lab.store_queue import QueueMixin
 from pfml_core.training.run_folder import runs_dir
 
 RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -36,7 +40,8 @@ def default_path() -> Path:
 
 
 def pid_alive(pid: int | None) -> bool:
-    """True while process `pid` exists and is not a zombie (a dead, unreaped child)."""
+    """True while process `pid` exists and is not a zombie (a dead, unreaped child). Never a
+    grid's liveness (a pid is reused): that is its heartbeat, store_queue.alive."""
     if not pid:
         return False
     try:
@@ -60,7 +65,7 @@ def _row(cur: sqlite3.Cursor, row: tuple) -> dict:
     return d
 
 
-class Store:
+class Store(QueueMixin):
     """One connection per process (and per Store); every write is its own short transaction.
     Never carry a Store across fork(): SQLite forbids it (workers are fresh interpreters).
     A damaged file is moved aside (kept as lab.sqlite.damaged-STAMP, never deleted) and a
@@ -71,6 +76,8 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn, self.recovered = open_store(self.path, SCHEMA)  # Path | None
         self._add_column("runs", "progress", "INTEGER")  # stores older than the ETA
+        for column, kind in (("heartbeat", "REAL"), ("owner", "TEXT"), ("queued_at", "REAL")):
+            self._add_column("grids", column, kind)  # stores older than heartbeats and the queue
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         if column not in {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}:
@@ -91,8 +98,9 @@ class Store:
 
     # --- grids ---
     def create_grid(self, kind: str, spec: dict, runs: list[tuple[dict, dict]],
-                    name: str | None = None) -> int:
-        """Insert a grid and its runs (params, config) as 'queued', atomically; returns its id."""
+                    name: str | None = None, owner: str | None = None) -> int:
+        """Insert a grid and its runs (params, config) as 'queued', atomically; returns its id.
+        owner: a token of the session starting it, the only one that may cancel it."""
         if kind not in GRID_KINDS:
             raise ValueError(f"kind must be one of {list(GRID_KINDS)}, got {kind!r}")
         if not runs:
@@ -100,8 +108,9 @@ class Store:
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            gid = c.execute("INSERT INTO grids(kind, name, spec, status, created) VALUES (?,?,?,?,?)",
-                            (kind, name, json.dumps(spec), "queued", time.time())).lastrowid
+            gid = c.execute("INSERT INTO grids(kind, name, spec, status, created, owner) "
+                            "VALUES (?,?,?,?,?,?)", (kind, name, json.dumps(spec), "queued",
+                                                     time.time(), owner)).lastrowid
             c.executemany(
                 "INSERT INTO runs(grid_id, idx, params, config, status) VALUES (?,?,?,?,'queued')",
                 [(gid, i, json.dumps(p), json.dumps(cfg)) for i, (p, cfg) in enumerate(runs)])
@@ -135,9 +144,11 @@ class Store:
             self._write("UPDATE grids SET pid=? WHERE id=?", (int(pid), int(grid_id)))
 
     def mark_running(self, grid_id: int, pid: int) -> bool:
-        """Claim a queued grid for worker `pid`; False if it was cancelled or taken meanwhile."""
-        cur = self._write("UPDATE grids SET status='running', pid=? WHERE id=? AND status='queued'",
-                          (int(pid), int(grid_id)))
+        """Claim a queued grid (or one reserved for it) for worker `pid`, with a first
+        heartbeat; False if it was cancelled, finished or taken meanwhile."""
+        cur = self._write("UPDATE grids SET status='running', pid=?, heartbeat=? WHERE id=? AND "
+                          "(status='queued' OR (status='running' AND (pid IS NULL OR pid=?)))",
+                          (int(pid), time.time(), int(grid_id), int(pid)))
         return cur.rowcount == 1
 
     # --- runs ---
@@ -193,15 +204,21 @@ class Store:
         return self._conn.execute("SELECT status FROM runs WHERE id=?", (int(run_id),)).fetchone()[0]
 
     # --- lifecycle ---
-    def cancel_grid(self, grid_id: int) -> None:
-        """Mark the grid and its unfinished runs cancelled (the worker notices and stops)."""
+    def cancel_grid(self, grid_id: int, owner: str | None = None) -> bool:
+        """Mark the grid and its unfinished runs cancelled (the worker notices and stops).
+        With an owner token, only a grid of that owner: False (nothing changed) otherwise."""
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
+        row = c.execute("SELECT owner FROM grids WHERE id=?", (int(grid_id),)).fetchone()
+        if row is None or (owner is not None and row[0] != owner):
+            c.execute("ROLLBACK")
+            return False
         c.execute("UPDATE runs SET status='cancelled', finished=? WHERE grid_id=? AND "
                   "status IN ('queued','running')", (time.time(), int(grid_id)))
         c.execute("UPDATE grids SET status='cancelled', finished=? WHERE id=? AND "
                   "status IN ('queued','running')", (time.time(), int(grid_id)))
         c.execute("COMMIT")
+        return True
 
     def finalize_grid(self, grid_id: int) -> str:
         """Once no run is queued or running: 'failed' if any run failed, else 'done'."""
@@ -214,25 +231,15 @@ class Store:
         self.set_grid(grid_id, status=status)
         return status
 
-    def reap_stale(self) -> int:
-        """Mark runs whose worker process died 'failed', and their grids too; returns how many."""
-        dead = [r for r in self._query("SELECT id, grid_id, worker_pid FROM runs WHERE "
-                                       "status='running'") if not pid_alive(r["worker_pid"])]
-        for r in dead:
-            self.end_run(r["id"], "failed", error=f"worker process {r['worker_pid']} died mid-run")
-        for g in self._query("SELECT id, pid FROM grids WHERE status IN ('queued','running') "
-                             "AND pid IS NOT NULL"):
-            if not pid_alive(g["pid"]):
-                if self.finalize_grid(g["id"]) in ("queued", "running"):
-                    self.set_grid(g["id"], status="failed")  # queued runs left: resumable
-        return len(dead)
-
-    def requeue(self, grid_id: int) -> int:
-        """Put a grid's failed and cancelled runs back in the queue (for resume); returns count."""
+    def requeue(self, grid_id: int, owner: str | None = None) -> int:
+        """Put a grid's failed and cancelled runs back in the queue (for resume), the grid
+        'queued' with no worker (owner: the resuming session's token, else kept); returns
+        how many runs were requeued."""
         self._write("DELETE FROM run_samples WHERE run_id IN (SELECT id FROM runs WHERE "
                     "grid_id=? AND status IN ('failed','cancelled'))", (int(grid_id),))
         cur = self._write("UPDATE runs SET status='queued', metrics=NULL, error=NULL, started=NULL, "
                           "finished=NULL, worker_pid=NULL, progress=NULL WHERE grid_id=? AND "
                           "status IN ('failed','cancelled')", (int(grid_id),))
-        self._write("UPDATE grids SET status='queued', finished=NULL WHERE id=?", (int(grid_id),))
+        self._write("UPDATE grids SET status='queued', finished=NULL, pid=NULL, heartbeat=NULL, "
+                    "queued_at=NULL, owner=COALESCE(?, owner) WHERE id=?", (owner, int(grid_id)))
         return cur.rowcount

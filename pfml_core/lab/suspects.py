@@ -184,6 +184,17 @@ def write_csv(frame: pd.DataFrame, path, top: int | None = None) -> int:
     return len(out)
 
 
+def stored_runs(runs: list[dict]) -> dict[str, dict]:
+    """A grid's finished runs that kept suspects, by label ('run 4: pfml · 20% noise · seed 0'),
+    PFML at the highest noise rate and lowest seed first (the one to look at first)."""
+    done = [r for r in runs if r["status"] == "done" and "suspect_epochs" in (r["metrics"] or {})]
+    done.sort(key=lambda r: (r["params"].get("loss") != "pfml", -r["params"].get("noise", 0),
+                             r["params"].get("seed", 0)))
+    label = lambda r, p: (f"run {r['id']}: {p['loss']} · {p.get('noise', 0):.0%} noise · "  # noqa: E731
+                          f"seed {p.get('seed')}" if "loss" in p else f"run {r['id']}")
+    return {label(r, r["params"]): r for r in done}
+
+
 def from_run_folder(path) -> RunMargins:
     """The margins a run folder recorded (pfml_core.training.run_folder), with the training
     class names when its data can still be opened."""

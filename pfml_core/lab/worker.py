@@ -1,103 +1,64 @@
 """Background workers for lab grids: `python -m pfml_core lab-worker GRID_ID` claims the grid's
-queued runs one at a time, trains each, writes its result to the store as soon as it ends
-(metrics, memorization curves and, in a table of their own, the run's ranked suspect labels),
-reports each finished epoch (for the ETA), and stops when the grid is cancelled. A run that
-raises is marked failed and the worker goes on; a worker that is killed leaves its run
-'running' until Store.reap_stale() sees it dead."""
+queued runs one at a time (pfml_core.lab.trainer trains and records each), beats the grid's
+heartbeat every few seconds from a thread, and stops when the grid is cancelled or is no
+longer its own. A worker that is killed stops beating: once its heartbeat is stale,
+Store.reap_stale() marks its run failed, and the grid can be resumed.
+
+submit() queues a grid for a worker slot (at most PFML_MAX_LAB_WORKERS grids run at once,
+default 1; see pfml_core.lab.store_queue); dispatch() starts workers for the queue while
+slots are free. It runs when a grid is submitted, cancelled or resumed, when a worker ends
+(before it exits) and whenever the app looks at the grids, so a killed worker's slot is
+taken by the next grid once its heartbeat is stale. Only the owner of a grid (the session
+that started it) may cancel it."""
 from __future__ import annotations
 
-import importlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
-import traceback
 from pathlib import Path
 
-from pfml_core.lab.runtime import dataset, train_class_names
-from pfml_core.lab.measure import run_metrics, run_suspects
+from pfml_core.lab import store_queue
 from pfml_core.lab.store import Store, pid_alive, runs_dir
+from pfml_core.lab.store_queue import alive, max_workers
+from pfml_core.lab.trainer import StopPoll, load_train_fn, run_one, run_parallel, train_run
+
+__all__ = ["Heartbeat", "StopPoll", "alive", "cancel", "dispatch", "load_train_fn",
+           "max_workers", "reopen", "resume", "run_grid", "run_one", "start", "submit",
+           "train_run"]
 
 
-def train_run(config: dict, should_stop, on_epoch=None):
-    """The default train function: the training engine on a TrainConfig dict, on the data
-    this process already loaded. On the CPU the lab's MLP trains on one thread: its steps
-    are too small to share, and a second thread only contends with other work on the cores."""
-    import torch
+class Heartbeat:
+    """A thread (its own store connection) that beats the grid's heartbeat every
+    store_queue.HEARTBEAT_EVERY seconds while the `with` block runs."""
 
-    from pfml_core.data.benchmarks import BENCHMARKS
-    from pfml_core.training.engine import TrainConfig, resolve_device, train
-    from pfml_core.training.models import resolve
+    def __init__(self, path: Path, grid_id: int, pid: int):
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(str(path), grid_id, pid),
+                                        name=f"lab-heartbeat-{grid_id}", daemon=True)
 
-    cfg = TrainConfig.from_dict(config).validate()
-    data = None if cfg.data in BENCHMARKS else dataset(cfg.data)
-    if (data is not None and resolve_device(cfg.device).type == "cpu"
-            and resolve(cfg.model, data.X.shape[1:]) == "mlp"):
-        from threadpoolctl import threadpool_limits
+    def _beat(self, path: str, grid_id: int, pid: int) -> None:
+        store = Store(path)
+        try:
+            while not self._done.wait(store_queue.HEARTBEAT_EVERY):
+                try:
+                    if not store.beat(grid_id, pid):
+                        return  # cancelled, finished or reaped: no longer this worker's
+                except sqlite3.OperationalError:  # locked past the busy timeout: next beat
+                    continue
+        finally:
+            store.close()
 
-        torch.set_num_threads(1)
-        threadpool_limits(1)  # numpy's BLAS and scikit-learn's OpenMP (evaluation) too
-    return train(cfg, callback=on_epoch, should_stop=should_stop, dataset=data)
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
 
-
-def load_train_fn(ref: str | None):
-    """'package.module:function' -> that function (tests inject fakes); None -> train_run."""
-    if not ref:
-        return train_run
-    module, _, name = ref.partition(":")
-    if not module or not name:
-        raise ValueError(f"train_fn must look like 'package.module:function', got {ref!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-class StopPoll:
-    """should_stop() for the engine: True once the run is no longer 'running' in the store
-    (cancelled). Reads the store at most every `every` seconds."""
-
-    def __init__(self, store: Store, run_id: int, every: float = 0.5):
-        self.store, self.run_id, self.every = store, run_id, every
-        self._last, self.stopped = 0.0, False
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if not self.stopped and now - self._last >= self.every:
-            self._last = now
-            self.stopped = self.store.run_status(self.run_id) != "running"
-        return self.stopped
-
-
-def _record(store: Store, run: dict, result, seconds: float) -> None:
-    """The finished run's metrics and, when it recorded label margins, its suspects."""
-    metrics = run_metrics(result, seconds)
-    summary, samples = (run_suspects(result, train_class_names(run["config"]))
-                        if hasattr(result, "config") else ({}, None))
-    if samples is not None:
-        store.put_samples(run["id"], samples.to_dict(orient="list"))
-    store.end_run(run["id"], "done", metrics={**metrics, **summary})
-
-
-def run_one(store: Store, run: dict, train_fn) -> str:
-    """Train one claimed run and record its outcome; returns the status written."""
-    stop = StopPoll(store, run["id"])
-    t0 = time.perf_counter()
-
-    def on_epoch(snap) -> None:
-        store.set_progress(run["id"], snap.epoch)
-
-    try:
-        result = train_fn(run["config"], should_stop=stop, on_epoch=on_epoch)
-        if stop.stopped:
-            return "cancelled"
-        _record(store, run, result, time.perf_counter() - t0)
-        return "done"
-    except KeyboardInterrupt:
-        store.end_run(run["id"], "cancelled", error="interrupted (Ctrl-C)")
-        raise
-    except Exception as exc:  # noqa: BLE001  (any failure of one run is that run's result)
-        tb = "".join(traceback.format_exception(exc))[-4000:]
-        store.end_run(run["id"], "failed", error=f"{type(exc).__name__}: {exc}\n{tb}")
-        return "failed"
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
 
 
 def run_grid(grid_id: int, store: Store | None = None, train_fn=None, on_run=None) -> str:
@@ -110,75 +71,33 @@ def run_grid(grid_id: int, store: Store | None = None, train_fn=None, on_run=Non
     pid = os.getpid()
     if not store.mark_running(grid_id, pid):
         return store.grid(grid_id)["status"]
+
+    def mine() -> bool:  # not cancelled, not reaped (and perhaps resumed by another worker)
+        g = store.grid(grid_id)
+        return g["status"] == "running" and g["pid"] == pid
+
     parallel = int(store.grid(grid_id)["spec"].get("parallel", 1))
-    try:
-        if parallel > 1:
-            _run_parallel(grid_id, store, train_fn, on_run, parallel)
-        while store.grid(grid_id)["status"] != "cancelled":
-            run = store.claim_next(grid_id, pid)
-            if run is None:
-                break
-            status = run_one(store, run, train_fn)
-            if on_run:
-                on_run(run, status)
-    except KeyboardInterrupt:
-        store.cancel_grid(grid_id)
-        raise
+    with Heartbeat(store.path, grid_id, pid):
+        try:
+            if parallel > 1:
+                run_parallel(grid_id, store, train_fn, on_run, parallel, mine)
+            while mine():
+                run = store.claim_next(grid_id, pid)
+                if run is None:
+                    break
+                status = run_one(store, run, train_fn)
+                if on_run:
+                    on_run(run, status)
+        except KeyboardInterrupt:
+            store.cancel_grid(grid_id)
+            raise
     return store.finalize_grid(grid_id)
 
 
-def _share_cores(n: int) -> None:
-    """A pool process's share of the CPU cores for torch (n processes run side by side)."""
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // n))
-
-
-def _pool_run(store_path: str, run: dict, train_ref: str) -> str:
-    """One run in a pool process (a fresh interpreter, its own store connection)."""
-    store = Store(store_path)
-    try:
-        return run_one(store, run, load_train_fn(train_ref))
-    finally:
-        store.close()
-
-
-def _run_parallel(grid_id: int, store: Store, train_fn, on_run, n: int) -> None:
-    """Keep n runs in flight in a pool of n spawned processes (in this process group, so
-    cancel() stops them with the worker); claim a run only when a process is free."""
-    import concurrent.futures as cf
-    import multiprocessing
-
-    ref = f"{train_fn.__module__}:{train_fn.__qualname__}"
-    busy: dict = {}
-    with cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
-                                initializer=_share_cores, initargs=(n,)) as pool:
-        while True:
-            while len(busy) < n and store.grid(grid_id)["status"] != "cancelled":
-                run = store.claim_next(grid_id, os.getpid())
-                if run is None:
-                    break
-                try:
-                    busy[pool.submit(_pool_run, str(store.path), run, ref)] = run
-                except cf.process.BrokenProcessPool:  # a process died: the rest run here
-                    store.end_run(run["id"], "failed", error="the process pool broke")
-                    n = 0
-            if not busy:
-                return
-            for f in cf.wait(busy, return_when=cf.FIRST_COMPLETED).done:
-                run = busy.pop(f)
-                try:
-                    status = f.result()
-                except Exception as exc:  # noqa: BLE001  (the pool process died)
-                    store.end_run(run["id"], "failed", error=f"pool process died: {exc}")
-                    status = "failed"
-                if on_run:
-                    on_run(run, status)
-
-
 def start(grid_id: int, store: Store | None = None, train_fn: str | None = None) -> int:
-    """Start a detached worker process (its own session, so it outlives the page or CLI that
-    started it and can be stopped as a group); returns its pid."""
+    """Start a detached worker process for the grid now (its own session, so it outlives the
+    page or CLI that started it and can be stopped as a group); returns its pid. This is no
+    queue: submit() is what the app and the CLI use."""
     store = store or Store()
     log_dir = runs_dir() / "lab_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -188,37 +107,94 @@ def start(grid_id: int, store: Store | None = None, train_fn: str | None = None)
     with open(log_dir / f"grid_{grid_id}.log", "ab") as log:
         proc = subprocess.Popen(cmd, cwd=os.getcwd(), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    store.set_grid(grid_id, pid=proc.pid)
+    store.launched(grid_id, proc.pid)
     return proc.pid
 
 
-def _is_worker(pid: int) -> bool:
-    """Whether pid is a worker that start() launched (`... -m pfml_core lab-worker ...`)."""
+def dispatch(store: Store | None = None, train_fn: str | None = None) -> list[int]:
+    """Reap grids whose worker died, then start workers for the queue while fewer than
+    max_workers() grids run; returns the ids of the grids started."""
+    store = store or Store()
+    store.reap_stale()
+    started, cap = [], max_workers()
+    while (gid := store.reserve(cap)) is not None:
+        try:
+            start(gid, store, train_fn)  # the module's start (tests put a fake trainer in)
+        except OSError as exc:
+            store.cancel_grid(gid)
+            store.set_grid(gid, status="failed")
+            print(f"grid {gid}: the worker could not start ({exc})", file=sys.stderr)
+        started.append(gid)
+    return started
+
+
+def submit(grid_id: int, store: Store | None = None, train_fn: str | None = None,
+           owner: str | None = None) -> int | None:
+    """Queue a grid for a worker (owner: the token of the session that may cancel it) and
+    start what the free slots allow; its queue position, or None once it started."""
+    store = store or Store()
+    store.submit(grid_id, owner)
+    dispatch(store, train_fn)
+    return store.position(grid_id)
+
+
+def _is_worker(pid: int, grid_id: int | None = None) -> bool:
+    """Whether pid is a worker that start() launched (`... -m pfml_core lab-worker GRID ...`),
+    for grid_id when given."""
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        return b"pfml_core" in args and b"lab-worker" in args
     except OSError:
         return pid_alive(pid) and os.getpgid(pid) == pid
+    if b"pfml_core" not in args or b"lab-worker" not in args:
+        return False
+    i = args.index(b"lab-worker") + 1
+    return grid_id is None or (i < len(args) and args[i] == str(grid_id).encode())
 
 
-def cancel(grid_id: int, store: Store | None = None) -> None:
-    """Mark the grid cancelled, then terminate its worker's process group (if a worker runs it;
-    a foreground CLI run notices the cancellation between batches instead)."""
+def cancel(grid_id: int, store: Store | None = None, owner: str | None = None) -> None:
+    """Mark the grid cancelled, then terminate its worker's process group (if a live worker
+    runs it; a foreground CLI run notices the cancellation between batches instead), and
+    start the next queued grid. With an owner token, only a grid of that owner:
+    PermissionError otherwise."""
     store = store or Store()
-    pid = store.grid(grid_id)["pid"]
-    store.cancel_grid(grid_id)
-    if pid and pid_alive(pid) and _is_worker(pid):
+    g = store.grid(grid_id)
+    if not store.cancel_grid(grid_id, owner):
+        raise PermissionError(f"grid {grid_id} was started by another session: only that "
+                              "session can cancel it")
+    pid = g["pid"]
+    if pid and alive(g) and _is_worker(pid, grid_id):
         try:
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
+    dispatch(store)
 
 
-def resume(grid_id: int, store: Store | None = None, train_fn: str | None = None) -> int:
-    """Requeue a stopped grid's failed/cancelled runs and start a fresh worker on it."""
-    store = store or Store()
+def reopen(grid_id: int, store: Store) -> int:
+    """Requeue a stopped grid's failed and cancelled runs (ValueError while its worker is
+    alive, while it waits in the queue, or when no run is left); returns how many runs
+    are left to run."""
+    store.reap_stale()
     g = store.grid(grid_id)
-    if g["status"] in ("queued", "running") and pid_alive(g["pid"]):
-        raise ValueError(f"grid {grid_id} is still {g['status']} (worker pid {g['pid']})")
+    if alive(g):
+        beat = f"heartbeat {max(time.time() - g['heartbeat'], 0):.0f} s ago"
+        raise ValueError(f"grid {grid_id} is still running (worker pid {g['pid'] or 'starting'}, "
+                         f"{beat}): cancel it or let it finish")
+    if (pos := store.position(grid_id)) is not None:
+        raise ValueError(f"grid {grid_id} is queued (position {pos}): it starts when a worker "
+                         "slot frees")
+    left = sum(r["status"] in ("queued", "failed", "cancelled") for r in store.runs(grid_id))
+    if not left:
+        raise ValueError(f"grid {grid_id} is {g['status']}: no run is left to resume")
     store.requeue(grid_id)
-    return start(grid_id, store, train_fn)
+    return left
+
+
+def resume(grid_id: int, store: Store | None = None, train_fn: str | None = None,
+           owner: str | None = None) -> int | None:
+    """Requeue a stopped grid's failed/cancelled runs and queue it for a worker (owner: the
+    resuming session's token, which may then cancel it); its queue position, or None once
+    started. ValueError while its worker is alive (a live heartbeat, not a live pid)."""
+    store = store or Store()
+    reopen(grid_id, store)
+    return submit(grid_id, store, train_fn, owner)

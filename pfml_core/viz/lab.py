@@ -129,8 +129,13 @@ def memorization_figure(summary: pd.DataFrame, noise: float, labels: dict | None
                 error_y={"type": "data", "array": d[f"{curve} std"], "visible": True, "thickness": 1}),
                 row=1, col=col)
     fig.update_layout(title=title, legend_title="loss")
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", dtick=_epoch_tick(g))
     return fig
+
+
+def _epoch_tick(g: pd.DataFrame) -> int:
+    """Whole epochs on the axis, about ten ticks."""
+    return max(1, round(int(g["epoch"].max()) / 10))
 
 
 def margin_figure(summary: pd.DataFrame, noise: float, labels: dict | None = None) -> go.Figure:
@@ -155,6 +160,6 @@ def margin_figure(summary: pd.DataFrame, noise: float, labels: dict | None = Non
                 row=1, col=i + 1)
         fig.add_hline(y=0, line={"color": "grey", "width": 1}, row=1, col=i + 1)
     fig.update_layout(title=title)
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", dtick=_epoch_tick(g))
     fig.update_yaxes(title_text="mean margin (cosine)", col=1)
     return fig
