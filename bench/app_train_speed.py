@@ -29,7 +29,7 @@ from pfml_core.training import TrainConfig, load_run, snapshots, train  # noqa: 
 CHROMIUM_ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
 TITLE_JS = """() => { const g = [...document.querySelectorAll('.js-plotly-plot')]
     .find(g => g.layout && g.layout.title && (g.layout.title.text || '').includes('embeddings'));
-    return g ? g.layout.title.text : ''; }"""
+    return g ? g.layout.title.text.replace(/<[^>]+>/g, '') : ''; }"""
 
 
 def library_run(config: TrainConfig) -> tuple[list[float], float]:
@@ -45,7 +45,10 @@ def serve(port: int, runs: Path) -> subprocess.Popen:
     env = dict(os.environ, PFML_RUNS_DIR=str(runs))
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
                              "--server.port", str(port), "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                             "--browser.gatherUsageStats", "false",
+                             # the file watcher would also follow every file other people
+                             # change in a shared checkout (not what a user's server does)
+                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(240):
         try:
@@ -73,14 +76,29 @@ def app_run(page, runs: Path, epochs: int, shots: Path | None) -> dict:
             for k in range(e + 1):
                 shown.setdefault(k, time.time())
         if shots and len(ends) == 3 and not (shots / "during.png").exists():
-            page.screenshot(path=str(shots / "during.png"), full_page=True)
+            shoot(page, shots / "during.png")
         if len(ends) == epochs + 1 and len(shown) == epochs + 1:
             break
         time.sleep(0.25)
     if shots:
         page.wait_for_timeout(1500)
-        page.screenshot(path=str(shots / "after.png"), full_page=True)
+        shoot(page, shots / "after.png")
     return {"t0": t0, "ends": ends, "shown": shown, "folder": metrics.parent}
+
+
+def shoot(page, path: Path) -> None:
+    """The window with the map in view (Streamlit scrolls inside the page, so a full-page
+    screenshot would miss it)."""
+    charts = page.locator(".js-plotly-plot")
+    if charts.count() > 1:
+        charts.nth(1).scroll_into_view_if_needed()
+    page.screenshot(path=str(path))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def warm_umap_seconds(folder: Path) -> list[float]:
@@ -116,7 +134,9 @@ def main() -> int:
             page.get_by_text("UMAP ready").wait_for(timeout=900_000)
             print(f"UMAP worker warm-up (page open -> 'UMAP ready'): {time.time() - t_open:.1f} s")
             lib_before, lib_total_before = library_run(config)
+            cpu0, wall0 = cpu_seconds(server.pid), time.time()
             app = app_run(page, runs, config.epochs, a.shots)
+            cpu, wall = cpu_seconds(server.pid) - cpu0, time.time() - wall0
             browser.close()
     finally:
         server.terminate()
@@ -125,6 +145,8 @@ def main() -> int:
     assert app_config.to_dict() | {"loss_params": {}} == config.to_dict(), app_config
     lib_after, lib_total_after = library_run(app_config)
     report(app, [lib_before, lib_after], [lib_total_before, lib_total_after])
+    print(f"Streamlit server process during the app run: {cpu:.1f} CPU s in {wall:.1f} s "
+          f"({cpu / wall:.0%} of one core; training and UMAP run in their own processes)")
     umap = warm_umap_seconds(app["folder"])
     print(f"warm UMAP per epoch ({len(umap)} maps, this process): "
           + " ".join(f"{s:.2f}" for s in umap) + f" s; median {np.median(umap[1:]):.2f} s")

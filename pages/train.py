@@ -79,12 +79,17 @@ def start(config: TrainConfig, method: str) -> None:
         config.validate()
         dataset = cache.train_dataset(config.data)
         data.split(dataset, config.split, config.seed)  # fail here, not in the training process
+        train_session.max_jobs()  # a bad operator setting: say so here
     except ValueError as e:
         safe.say("error", e)
         return
-    view.replace(TrainJob(config, training.new_run_dir(config), method, dataset,
-                          maps if method == "umap" else None,
-                          heartbeat_s=train_session.HEARTBEAT_S).start())
+    job = view.start(lambda: TrainJob(config, training.new_run_dir(config), method, dataset,
+                                      maps if method == "umap" else None,
+                                      heartbeat_s=train_session.HEARTBEAT_S))
+    if job is None:
+        st.warning(f"The server is already training {train_session.max_jobs()} models for other "
+                   "visitors, the most it runs at once. Press Start again when one ends.")
+        return
     st.rerun()  # redraw with Start disabled while the job runs
 
 
@@ -147,13 +152,18 @@ def status() -> None:
     epoch = job.snapshots[-1].epoch if job.snapshots else 0
     if job.running:
         i, n = job.progress
-        st.progress(min(1.0, (epoch + (i / n if n else 0)) / job.config.epochs),
-                    text=f"epoch {epoch + 1} of {job.config.epochs} · batch {i}/{n}{where}")
+        now = f"epoch {epoch + 1} of {job.config.epochs} · batch {i}/{n}" if epoch < \
+            job.config.epochs else f"{epoch} epochs done, finishing"
+        st.progress(min(1.0, (epoch + (i / n if n else 0)) / job.config.epochs), text=now + where)
     else:
         saved = f" · saved in {Path(job.out_dir).name}" if job.out_dir else ""  # no server path
         st.success(f"{'stopped after' if job.stopped else 'finished'} {epoch} epochs{where}{saved}")
-    if job.map_method == "umap" and job.maps_pending and job.map_view()[0] == "PCA":
-        st.caption("UMAP is computing; PCA is shown meanwhile.")
+    shown, layouts = job.map_view()
+    if job.map_method == "umap" and job.maps_pending and job.snapshots:
+        if shown == "PCA":
+            st.caption("UMAP is computing; PCA is shown meanwhile.")
+        elif max(layouts) < epoch:
+            st.caption(f"UMAP of epoch {epoch} is computing.")
 
 
 def class_names(config: TrainConfig) -> tuple[dict, object | None]:
@@ -164,15 +174,21 @@ def class_names(config: TrainConfig) -> tuple[dict, object | None]:
     return data.split_class_names(ds.class_names, config.split), ds
 
 
+def pick_query() -> None:
+    """A click on a held-out diamond in the map makes it the neighbour query."""
+    rows = viz.clicked_rows(st.session_state.get("train_map"))
+    if rows:
+        st.session_state["train_query"] = rows[0]
+
+
 def neighbours_view(snap, names, images) -> None:
     if images is None or images.kind != "image":
         return
     st.subheader("Nearest neighbours of a held-out query")
-    picked = st.session_state.get("train_map")
-    rows = [p["customdata"][0] for p in (picked or {}).get("selection", {}).get("points", [])
-            if p.get("customdata") and p.get("legendgroup") == "held-out"]
+    if st.session_state.get("train_query", 0) >= len(snap.labels):
+        st.session_state["train_query"] = 0  # a reopened run with fewer held-out samples
     q = st.number_input("Query (held-out sample #; or click a diamond in the map)", 0,
-                        len(snap.labels) - 1, int(rows[0]) if rows else 0, key="train_query")
+                        len(snap.labels) - 1, key="train_query")
 
     def build():
         nn = neighbours(snap.embeddings, int(q), 8)
@@ -189,6 +205,6 @@ status()
 if view.job is not None and view.job.snapshots:
     names, images = class_names(view.job.config)
     st.plotly_chart(view.curves(), key="train_curves")
-    st.plotly_chart(view.map_figure(names), key="train_map", on_select="rerun",
+    st.plotly_chart(view.map_figure(names), key="train_map", on_select=pick_query,
                     selection_mode="points")
     neighbours_view(view.job.snapshots[-1], names, images)

@@ -3,6 +3,9 @@ Figures are rebuilt only when the job has something new (its version); each epoc
 is built once and kept, so a redraw never re-projects or rebuilds past epochs."""
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +19,22 @@ from pfml_core.viz import training as viz
 KEY = "train_view"
 MAX_FRAMES = 25  # animation frames kept in the figure (evenly spread, newest always in)
 HEARTBEAT_S = 120.0  # a job whose page stopped polling this long stops (hidden tabs poll slowly)
+MAX_JOBS_ENV = "PFML_MAX_TRAIN_JOBS"  # training runs at once on this server (operator setting)
+_LIVE: "weakref.WeakSet[TrainJob]" = weakref.WeakSet()  # every session's job, server-wide
+_LOCK = threading.Lock()
+
+
+def max_jobs() -> int:
+    """How many training runs the server runs at once: PFML_MAX_TRAIN_JOBS, default 2."""
+    raw = os.environ.get(MAX_JOBS_ENV, "2")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"{MAX_JOBS_ENV} must be a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
+def running_elsewhere(mine: TrainJob | None) -> int:
+    """Training runs other sessions have going now."""
+    return sum(1 for j in list(_LIVE) if j is not mine and j.running)
 
 
 @dataclass
@@ -32,6 +51,16 @@ class TrainView:
             self.job.close()
         self.job, self.drawn, self.frames, self.cache = job, -1, {}, {}
         return job
+
+    def start(self, make_job) -> TrainJob | None:
+        """Start make_job() as this session's job, unless the server already runs
+        max_jobs() trainings for other sessions (None: say so and let the user retry)."""
+        with _LOCK:
+            if running_elsewhere(self.job) >= max_jobs():
+                return None
+            job = self.replace(make_job()).start()
+            _LIVE.add(job)
+            return job
 
     @property
     def running(self) -> bool:

@@ -19,6 +19,7 @@ from pfml_core.eval import MapService, align, child_process, pca_layout, snapsho
 from pfml_core.training import run_folder as runs
 from pfml_core.training.config import TrainConfig
 from pfml_core.training.engine import resolve_device
+from pfml_core.training.snapshot import slim
 
 
 def cpu_cores() -> int:
@@ -127,10 +128,11 @@ class TrainJob:
         return any(t.name == "pfml-train-maps" and t.is_alive() for t in self._threads)
 
     def map_view(self) -> tuple[str, dict[int, np.ndarray]]:
-        """What the map shows now: UMAP once the newest epoch has one (with every epoch
-        mapped so far), else PCA of every epoch."""
+        """What the map shows now: the UMAP maps so far while they are at most one epoch
+        behind (the newest follows within seconds; flipping to PCA meanwhile would make the
+        map jump), else PCA of every epoch."""
         with self._cond:
-            if self.snapshots and self.snapshots[-1].epoch in self.layouts:
+            if self.layouts and max(self.layouts) >= len(self.snapshots) - 2:
                 return "UMAP", dict(sorted(self.layouts.items()))
             return "PCA", dict(self.pca)
 
@@ -143,6 +145,8 @@ class TrainJob:
         previous = self.pca[self.snapshots[-1].epoch] if self.snapshots else None
         layout = align(pca_layout(points), previous)
         with self._cond:
+            if self.snapshots:  # the page reads only the newest epoch's arrays
+                self.snapshots[-1] = slim(self.snapshots[-1])
             self.snapshots.append(snap)
             self.meta = self.meta or meta
             self.pca[snap.epoch] = layout

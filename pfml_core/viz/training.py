@@ -131,3 +131,20 @@ def neighbours_figure(query: np.ndarray, neighbours: list[np.ndarray], correct: 
     fig.update_yaxes(visible=False)
     fig.update_layout(height=170, margin=dict(t=30, b=0, l=0, r=0))
     return fig
+
+
+def clicked_rows(selection: dict | None, group: str = "held-out") -> list[int]:
+    """Rows (customdata[0]) of the map's points a click selected in `group`. The browser
+    sends a point's customdata as a list, or as {"0": row, "1": class} when Plotly holds it
+    in a typed array (JSON turns those into objects)."""
+    rows = []
+    for p in (selection or {}).get("selection", {}).get("points", []):
+        c = p.get("customdata")
+        if p.get("legendgroup") != group or c is None:
+            continue
+        first = c.get("0", c.get(0)) if isinstance(c, dict) else c[0] if isinstance(c, list) else c
+        try:
+            rows.append(int(first))
+        except (TypeError, ValueError):
+            continue  # not one of ours
+    return rows
