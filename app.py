@@ -2,6 +2,12 @@
 from pathlib import Path
 
 import streamlit as st
+import torch
+
+# This process serves pages and computes small scenes (playground chunks, decay curves), where
+# a second thread gains nothing and takes the core the server loop needs to send the first
+# frame. Training, maps and lab grids run in their own processes with their own threads.
+torch.set_num_threads(1)
 
 PAGES = {  # section -> (file, title, icon)
     "Learn": [("pages/home.py", "Home", ":material/home:"),

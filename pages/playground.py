@@ -5,6 +5,8 @@ sets the controls to its values; ?pg_hide=... hides some. The URL always holds t
 a new link sets every control (bad values fall back with a notice), and after each run the
 page writes the controls back (url_state.to_query). Widgets are not bound to the URL one by
 one, because a value set by code (a preset) would not reach the URL that way."""
+import time
+
 import streamlit as st
 
 from pfml_core.playground import PRESETS, export
@@ -14,6 +16,7 @@ from studio import cache
 from studio.nav import use_app_navigation
 
 HEADINGS = {"preset": "Scene", "alpha": "Physics", "step_size": "Descent", "field_class": "View"}
+FLUSH_S = 0.2  # measured: without it the first frame of a new scene waits for the GIL (~70 ms)
 CHART = dict(config={"displayModeBar": False}, theme=None)  # the figure brings its own look;
 # Streamlit's theme would also walk every animation frame, doubling the time to draw
 
@@ -97,6 +100,7 @@ for d in dyns:
 chart, sig = st.empty(), (cfg, dyns, cls, steps)
 if st.session_state.get("pg_drawn") != sig:  # a new scene: step 0 at once, then the animation
     chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, 0), key="pg_chart_first", **CHART)
+    time.sleep(FLUSH_S)  # let the server send step 0 before the descent holds the interpreter
 chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, steps), key="pg_chart", **CHART)
 st.session_state.pg_drawn = sig
 st.caption(f"Step 0 is the scene as built. The server computed steps 0-{steps}; your browser "
