@@ -101,6 +101,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """Every process's (kind, CPU seconds so far): chromium, the training process, the UMAP
+    worker, the server, other."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        kind = ("chromium" if "chrom" in cmd or "headless_shell" in cmd else
+                "training process" if "job_process" in cmd else
+                "UMAP worker" if "map_worker" in cmd else
+                "streamlit server" if "streamlit" in cmd else "other")
+        out[int(stat.parent.name)] = (kind, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return out
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per kind of process between two cpu_by_process() readings."""
+    used: dict[str, float] = {}
+    for pid, (kind, t) in after.items():
+        used[kind] = used.get(kind, 0.0) + t - before.get(pid, (kind, 0.0))[1]
+    return used
+
+
 def warm_umap_seconds(folder: Path) -> list[float]:
     """Map the app run's epochs in this process, warm, as the app does (warm-started chain)."""
     projection.warm_up()
@@ -134,9 +161,10 @@ def main() -> int:
             page.get_by_text("UMAP ready").wait_for(timeout=900_000)
             print(f"UMAP worker warm-up (page open -> 'UMAP ready'): {time.time() - t_open:.1f} s")
             lib_before, lib_total_before = library_run(config)
-            cpu0, wall0 = cpu_seconds(server.pid), time.time()
+            cpu0, wall0, every0 = cpu_seconds(server.pid), time.time(), cpu_by_process()
             app = app_run(page, runs, config.epochs, a.shots)
             cpu, wall = cpu_seconds(server.pid) - cpu0, time.time() - wall0
+            used = cpu_used(every0, cpu_by_process())
             browser.close()
     finally:
         server.terminate()
@@ -147,6 +175,9 @@ def main() -> int:
     report(app, [lib_before, lib_after], [lib_total_before, lib_total_after])
     print(f"Streamlit server process during the app run: {cpu:.1f} CPU s in {wall:.1f} s "
           f"({cpu / wall:.0%} of one core; training and UMAP run in their own processes)")
+    print(f"CPU seconds during the app run ({os.cpu_count()} cores x {wall:.1f} s = "
+          f"{os.cpu_count() * wall:.0f} available): " + ", ".join(
+              f"{k} {v:.1f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1])))
     umap = warm_umap_seconds(app["folder"])
     print(f"warm UMAP per epoch ({len(umap)} maps, this process): "
           + " ".join(f"{s:.2f}" for s in umap) + f" s; median {np.median(umap[1:]):.2f} s")

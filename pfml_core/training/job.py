@@ -42,7 +42,8 @@ class TrainJob:
     """start() / stop() / touch() (the page's heartbeat) / close(); read snapshots, pca and
     layouts (epoch -> (N, 2) map of snapshot_points), meta, map_view(), progress, device,
     error, done, version. heartbeat_s: stop when touch() was not called for that long.
-    threads: torch threads for training (default: the cores, less one for UMAP)."""
+    threads: torch threads for training (default: every core; a warm UMAP map takes a fraction
+    of a second per epoch, too little to keep a core idle for)."""
 
     def __init__(self, config: TrainConfig, out_dir: Path | None = None, map_method: str = "umap",
                  dataset=None, maps: MapService | None = None, heartbeat_s: float | None = None,
@@ -51,7 +52,7 @@ class TrainJob:
             raise ValueError(f"map_method must be 'umap' or 'pca', got {map_method!r}")
         self.config, self.out_dir, self.map_method = config, out_dir, map_method
         self.dataset, self.heartbeat_s = dataset, heartbeat_s
-        self.threads = threads or max(1, cpu_cores() - (map_method == "umap"))
+        self.threads = threads or cpu_cores()
         self.snapshots: list = []  # EpochSnapshot, in epoch order
         self.pca: dict[int, np.ndarray] = {}
         self.layouts: dict[int, np.ndarray] = {}  # UMAP
@@ -75,8 +76,7 @@ class TrainJob:
     @staticmethod
     def device_for(config: TrainConfig, map_method: str = "umap") -> str:
         """Where a job with this config would train: 'GPU: <name>' or 'CPU, N threads'."""
-        threads = max(1, cpu_cores() - (map_method == "umap"))
-        return device_label(resolve_device(config.device), threads)
+        return device_label(resolve_device(config.device), cpu_cores())
 
     @classmethod
     def from_run(cls, path, map_method: str = "umap", maps: MapService | None = None,
