@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pngs import read_png_uri
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -48,7 +49,7 @@ def _expected_image(spec, values, cls, panel=0):
     coloured as the app colours it."""
     s = build_scene(state.scene_config(values))
     img = spec["layout"]["images"][panel]
-    shown = fieldmap.read_png_uri(img["source"])
+    shown = read_png_uri(img["source"])
     n = shown.shape[0]
     xs = img["x"] + img["sizex"] * (np.arange(n) + 0.5) / n
     ys = img["y"] - img["sizey"] + img["sizey"] * (np.arange(n) + 0.5) / n
@@ -85,7 +86,7 @@ def test_chart_holds_the_physics_field_and_force_arrows():
 
 def test_alpha_and_field_class_controls_change_the_field():
     at = _app()
-    before = fieldmap.read_png_uri(_spec(at)["layout"]["images"][0]["source"])
+    before = read_png_uri(_spec(at)["layout"]["images"][0]["source"])
     at.slider(key="pg_alpha").set_value(5.0)
     at.slider(key="pg_field_class").set_value(1).run()
     want, got = _expected_image(_spec(at), dict(state.defaults(), alpha=5.0), 1)

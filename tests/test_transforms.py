@@ -5,12 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from pngs import pil_to_tensor
 import torch
 from PIL import Image
 
 from pfml_core.data.transforms import (PAPER_CROP_SCALE, SMALL_IMAGE_CROP_SCALE, augment_batch,
                                        eval_transform, normalize, random_crop_flip,
-                                       to_tensor, train_transform)
+                                       train_transform)
 from pfml_core.vision import v2
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
@@ -47,13 +48,13 @@ def test_eval_transform_centre_crop_of_a_tensor():
 
 def test_to_tensor_and_normalize():
     img = Image.fromarray(np.array([[[0, 128, 255]]], dtype=np.uint8))  # one pixel
-    x = to_tensor(img)
+    x = pil_to_tensor(img)
     assert x.shape == (3, 1, 1)
     torch.testing.assert_close(x.flatten(), torch.tensor([0.0, 128 / 255, 1.0]))
     torch.testing.assert_close(normalize(x).flatten().double(),
                                (torch.tensor([0.0, 128 / 255, 1.0]).double()
                                 - torch.tensor(MEAN)) / torch.tensor(STD), atol=1e-6, rtol=0)
-    grey = to_tensor(Image.fromarray(np.full((2, 3), 51, np.uint8)))  # mode L -> RGB
+    grey = pil_to_tensor(Image.fromarray(np.full((2, 3), 51, np.uint8)))  # mode L -> RGB
     assert grey.shape == (3, 2, 3) and torch.allclose(grey, torch.full_like(grey, 0.2))
 
 
@@ -71,7 +72,7 @@ def test_train_transform_full_crop_and_flip():
     kw = dict(size=20, scale=(1.0, 1.0), ratio=ratio, normalize=False)
     plain = train_transform(flip_p=0.0, **kw)(img)
     flipped = train_transform(flip_p=1.0, **kw)(img)
-    expected = to_tensor(img.resize((20, 20), Image.BILINEAR))
+    expected = pil_to_tensor(img.resize((20, 20), Image.BILINEAR))
     torch.testing.assert_close(plain, expected)
     torch.testing.assert_close(flipped, expected.flip(-1))
 
@@ -106,10 +107,10 @@ def test_crop_falls_back_to_centre_crop():
     t = train_transform(size=8, flip_p=0.0, normalize=False)
     strip = _image(1000, 10)
     torch.manual_seed(0)
-    expected = to_tensor(strip.crop((493, 0, 506, 10)).resize((8, 8), Image.BILINEAR))
+    expected = pil_to_tensor(strip.crop((493, 0, 506, 10)).resize((8, 8), Image.BILINEAR))
     torch.testing.assert_close(t(strip), expected, rtol=0, atol=0)
     tall = _image(10, 1000, seed=1)
-    expected = to_tensor(tall.crop((0, 493, 10, 506)).resize((8, 8), Image.BILINEAR))
+    expected = pil_to_tensor(tall.crop((0, 493, 10, 506)).resize((8, 8), Image.BILINEAR))
     torch.testing.assert_close(t(tall), expected, rtol=0, atol=0)
     assert math.isclose(13 / 10, 4 / 3, rel_tol=0.03)
 

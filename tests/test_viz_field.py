@@ -3,6 +3,7 @@ import base64
 
 import numpy as np
 import pytest
+from pngs import read_png_uri
 import torch
 
 from pfml_core.physics import field as physics
@@ -34,7 +35,7 @@ def test_field_image_is_the_physics_field_minus_the_plateau(drawn):
     s, m, fig = drawn
     n_other = (s.labels != 2).sum() + (s.proxy_labels != 2).sum()
     assert m.reference == pytest.approx(n_other * 0.3 ** -3.0)  # each other-class source: 1/delta^alpha
-    shown = fieldmap.read_png_uri(fig["layout"]["images"][0]["source"])  # (20, 20, 3), row 0 = lowest y
+    shown = read_png_uri(fig["layout"]["images"][0]["source"])  # (20, 20, 3), row 0 = lowest y
     gx, gy = np.meshgrid(m.xs, m.ys)
     src = torch.tensor(np.concatenate([s.points, s.proxies]))
     lab = torch.tensor(np.concatenate([s.labels, s.proxy_labels]))
@@ -100,7 +101,7 @@ def test_every_frame_moves_the_points_to_that_step_of_the_descent(drawn):
         np.testing.assert_allclose(arr(got["mislabeled"]["x"]), m.points[k][s.flipped, 0], rtol=1e-6)
         assert got["step"]["text"] == [f"step: <b>{k}</b> of 4"]
         assert len(f["layout"]["images"]) == 1
-    shown = [fieldmap.read_png_uri(f["layout"]["images"][0]["source"]) for f in (frames[0], frames[4])]
+    shown = [read_png_uri(f["layout"]["images"][0]["source"]) for f in (frames[0], frames[4])]
     assert not np.array_equal(*shown)  # the field redraws as the sources move
 
 

@@ -38,11 +38,6 @@ def _to_float(normalize: bool) -> list:
     return steps + [v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)] if normalize else steps
 
 
-def to_tensor(img) -> torch.Tensor:
-    """PIL image (any mode) -> float32 (3, H, W) in [0, 1]."""
-    return v2.Compose([v2.Lambda(_rgb, Image.Image), *_to_float(False)])(img)
-
-
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """ImageNet normalisation of (..., 3, H, W): one image or a batch, on any device."""
     return v2.functional.normalize(x, list(IMAGENET_MEAN), list(IMAGENET_STD))

@@ -64,8 +64,3 @@ def png_uri(rgb: np.ndarray) -> str:
     Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
-
-def read_png_uri(uri: str) -> np.ndarray:
-    """The (h, w, 3) RGB of a png_uri, row 0 the lowest y again (what the browser shows)."""
-    raw = base64.b64decode(uri.split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))[::-1]
