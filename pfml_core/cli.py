@@ -113,7 +113,7 @@ def run_train(a) -> int:
     from pfml_core.data.benchmarks import BENCHMARKS
     from pfml_core.data.bundled import load_dataset
     from pfml_core.training import distributed
-    from pfml_core.training import run_folder as runs
+    from pfml_core.training import run_folder
     from pfml_core.training.engine import train
 
     config = config_from_args(a)
@@ -123,7 +123,7 @@ def run_train(a) -> int:
     dataset = None if config.data in BENCHMARKS else load_dataset(config.data)
     out = a.out
     if out is None and lead:
-        out = runs.new_run_dir(config)
+        out = run_folder.new_run_dir(config)
     bar = tqdm(total=config.epochs, unit="epoch", desc=f"{config.loss} on {config.data}",
                disable=not lead)
 

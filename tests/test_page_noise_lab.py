@@ -59,6 +59,7 @@ def fake_trainer(monkeypatch):
                         start(gid, store, "tests.lab_fakes:quick"))
 
 
+@pytest.mark.slow  # a background worker process
 def test_tiny_grid_runs_and_shows_results(runs_dir, fake_trainer):
     at = page()
     assert not at.exception and any(i.value.startswith("No grids yet") for i in at.info)
@@ -113,6 +114,7 @@ def test_bad_seeds_are_an_error_not_a_traceback(runs_dir):
     assert "losses" in at.error[0].value and Store().grids() == []
 
 
+@pytest.mark.slow  # a background worker process
 def test_cancel_button_stops_a_running_grid(runs_dir):
     s = Store()
     spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [1, 2], base={"epochs": 1})
@@ -154,6 +156,7 @@ def test_form_starts_from_the_default_regime(runs_dir):
     assert any(d["why"] in i.value for i in at.info)
 
 
+@pytest.mark.slow  # a background worker process
 def test_eta_shows_while_a_grid_runs(runs_dir):
     s = Store()
     spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [0, 1, 2], base={"epochs": 4})

@@ -33,6 +33,7 @@ def fake_trainer(monkeypatch):
                         start(gid, store, "tests.lab_fakes:quick"))
 
 
+@pytest.mark.slow  # a background worker process
 def test_tiny_sweep_heatmap_and_paper_curve(runs_dir, fake_trainer):
     at = page()
     at.selectbox(key="sweep_data").set_value("digits")

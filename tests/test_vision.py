@@ -10,6 +10,7 @@ import torch
 from pfml_core import vision
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_fresh_interpreter_gets_a_working_torchvision():
     code = ("import torch, pfml_core.vision as v, torchvision; assert torchvision is v.torchvision; "
             "print(torch._C._get_schema('torchvision::nms', '')); "

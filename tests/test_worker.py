@@ -35,7 +35,7 @@ def noise_grid(store, seeds=(0, 1, 2), losses=("pfml",), rates=(0.0,)):
     return store.create_grid("noise", spec, runs)
 
 
-@pytest.mark.slow  # a worker process; test_cancel_stops_the_worker starts one in the fast set
+@pytest.mark.slow  # a worker process
 def test_background_grid_lands_in_store(store):
     gid = noise_grid(store, rates=(0.0, 0.2))
     pid = worker.start(gid, store, FAKE.format("quick"))
@@ -48,6 +48,7 @@ def test_background_grid_lands_in_store(store):
     wait_for(lambda: not pid_alive(pid), what="worker exit")
 
 
+@pytest.mark.slow  # a worker process
 def test_cancel_stops_the_worker(store):
     gid = noise_grid(store)
     pid = worker.start(gid, store, FAKE.format("blocking"))

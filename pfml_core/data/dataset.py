@@ -89,10 +89,11 @@ def split(data: Dataset, mode: str = "zero-shot", seed: int = 0,
     return data.subset(np.sort(np.concatenate(tr))), test
 
 
-def flip_labels(y: np.ndarray, rate: float, seed: int = 0,
+def flip_labels(y: np.ndarray, rate: float, seed: int | np.random.Generator = 0,
                 num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Flip exactly round(rate * n) labels, each to a different class drawn uniformly.
-    Returns (noisy_y, flipped_mask); y itself is left untouched (the true labels)."""
+    Returns (noisy_y, flipped_mask); y itself is left untouched (the true labels). seed is
+    an int or a Generator to draw from (the playground passes its scene's)."""
     y = np.asarray(y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y must be a 1-D array of integer labels, got dtype {y.dtype}, "

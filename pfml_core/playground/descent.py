@@ -2,8 +2,8 @@
 the class field on a grid and the force on every point. All physics is pfml_core.physics.field.
 
 Choice (documented): a step moves samples AND proxies by -step_size * dU/dx, with U the same
-`physics.total_energy(normalize=False)` the loss uses. For the symmetric pair potentials here
-dU/dx_i = -2 * F_i, with F_i = physics.forces (the arrows), because each pair appears twice
+`field.total_energy(normalize=False)` the loss uses. For the symmetric pair potentials here
+dU/dx_i = -2 * F_i, with F_i = field.forces (the arrows), because each pair appears twice
 in U; so a step is x + 2 * step_size * F, one forces call that also gives the arrows
 (tests check it against autograd of total_energy). Optional clipping caps each point's move
 per step (max_move), because 1/d^alpha makes forces span many orders of magnitude.
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pfml_core import guards
-from pfml_core.physics import field as physics
+from pfml_core.physics import field
 from pfml_core.playground.scene import Scene
 
 GRID = 40  # field resolution per axis (pixels of the field image)
@@ -59,22 +59,11 @@ def _tensors(scene: Scene, points, proxies):
 
 
 def energy(scene: Scene, points, proxies, dyn: Dynamics) -> float:
-    """U at the given positions (physics.total_energy, plane coordinates, raw sum)."""
+    """U at the given positions (field.total_energy, plane coordinates, raw sum)."""
     x, y, p, py = _tensors(scene, points, proxies)
     with torch.no_grad():
-        u = physics.total_energy(x, y, p, py, normalize=False, **dyn.physics_kwargs())
+        u = field.total_energy(x, y, p, py, normalize=False, **dyn.physics_kwargs())
     return float(u)
-
-
-def energy_grad(scene: Scene, points, proxies, dyn: Dynamics) -> tuple[np.ndarray, np.ndarray]:
-    """dU/d(points) (n, 2) and dU/d(proxies) (P, 2) by autograd on physics.total_energy."""
-    x, y, p, py = _tensors(scene, points, proxies)
-    x.requires_grad_(True)
-    p.requires_grad_(True)
-    u = physics.total_energy(x, y, p, py, normalize=False, **dyn.physics_kwargs())
-    gx, gp = torch.autograd.grad(u, [x, p], allow_unused=True)
-    gp = torch.zeros_like(p) if gp is None else gp
-    return gx.numpy(), gp.numpy()
 
 
 def _clip(move: np.ndarray, max_move: float | None) -> np.ndarray:
@@ -91,7 +80,7 @@ def initial_frame(scene: Scene, dyn: Dynamics) -> Frame:
 
 def step(scene: Scene, frame: Frame, dyn: Dynamics, forces: np.ndarray | None = None) -> Frame:
     """One gradient step on U for samples and proxies together (a new Frame):
-    -step_size * dU/dx = 2 * step_size * F, F = physics.forces at `frame` (pass the
+    -step_size * dU/dx = 2 * step_size * F, F = field.forces at `frame` (pass the
     frame's forces when already computed)."""
     guards.check_positive("step_size", dyn.step_size)
     f = point_forces(scene, frame, dyn) if forces is None else forces  # (n + P, 2)
@@ -113,10 +102,10 @@ def simulate(scene: Scene, dyn: Dynamics, steps: int, start: Frame | None = None
 
 
 def point_forces(scene: Scene, frame: Frame, dyn: Dynamics) -> np.ndarray:
-    """physics.forces on every sample then proxy: (n + P, 2), the arrows."""
+    """field.forces on every sample then proxy: (n + P, 2), the arrows."""
     x, y, p, py = _tensors(scene, frame.points, frame.proxies)
     with torch.no_grad():
-        return physics.forces(x, y, p, py, **dyn.physics_kwargs()).numpy()
+        return field.forces(x, y, p, py, **dyn.physics_kwargs()).numpy()
 
 
 def bounds(scene: Scene, pad: float = 0.8) -> tuple[float, float, float, float]:
@@ -139,14 +128,14 @@ def grid_axes(view, n: int = GRID) -> tuple[np.ndarray, np.ndarray]:
 
 def field_on_grid(scene: Scene, frame: Frame, cls: int, dyn: Dynamics, xs, ys) -> np.ndarray:
     """Psi_cls (len(ys), len(xs)), row i at ys[i], from all samples and proxies:
-    physics.class_potential, in blocks small enough to run on one thread."""
+    field.class_potential, in blocks small enough to run on one thread."""
     gx, gy = np.meshgrid(xs, ys)  # (ny, nx) each, row = y
     grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1))  # (ny * nx, 2)
     src = torch.as_tensor(np.concatenate([frame.points, frame.proxies]), dtype=torch.float32)
     lab = torch.as_tensor(np.concatenate([scene.labels, scene.proxy_labels]))
     block = max(1, SERIAL_ELEMENTS // max(1, len(src)))
     with torch.no_grad():
-        psi = torch.cat([physics.class_potential(grid[i:i + block], src, lab, int(cls),
+        psi = torch.cat([field.class_potential(grid[i:i + block], src, lab, int(cls),
                                                  **dyn.physics_kwargs())
                          for i in range(0, len(grid), block)])
     return psi.numpy().reshape(len(ys), len(xs))
@@ -167,9 +156,3 @@ def field_reference(scene: Scene, cls: int, dyn: Dynamics, z: np.ndarray) -> flo
     exists, else the median of z (a fixed z, e.g. frame 0's, keeps colours steady)."""
     far = plateau(scene, cls, dyn)
     return float(np.median(z)) if far is None else far
-
-
-def displacement(frames: list[Frame], mask: np.ndarray) -> np.ndarray:
-    """How far each masked sample moved from frame 0 to the last frame."""
-    d = frames[-1].points[mask] - frames[0].points[mask]
-    return np.linalg.norm(d, axis=1)

@@ -51,10 +51,12 @@ SCENES: tuple[LessonScene, ...] = (
         dict(preset="tight_margin", proxies_per_class=0, steps=60)),
     LessonScene(
         "A far mislabeled sample is left alone",
-        "The X points carry a wrong label and sit deep inside another class. PFML (left) pulls them "
-        "toward their labelled class only with its faded far pull, so they stay. The contrastive "
-        "loss (right) pulls hardest on the farthest points and drags them across the plane.",
-        dict(preset="label_noise", compare=True, compare_potential="contrastive", steps=120)),
+        "The X points carry a wrong label and sit deep inside another class (no proxies here). PFML "
+        "(left) pulls them toward their labelled class only with its faded far pull, so they stay. "
+        "The contrastive loss (right) pulls hardest on the farthest points and drags them across "
+        "the plane.",
+        dict(preset="label_noise", proxies_per_class=0, compare=True, compare_potential="contrastive",
+             steps=120)),
     LessonScene(
         "Proxies settle on the data",
         "Here the samples are held still, as if the network were trained, and only the proxies "

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pfml_core import guards
+from pfml_core.data import flip_labels
 
 SPREAD = 0.3  # std of a cluster in plane units; delta defaults are chosen against it
 RADIUS = 1.8  # class centres lie on a circle of this radius
@@ -133,17 +134,6 @@ def check_config(cfg: SceneConfig) -> SceneConfig:
     return cfg
 
 
-def flip_labels(labels: np.ndarray, rate: float, classes: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Flip round(rate * n) labels, each to a different class chosen at random."""
-    n = len(labels)
-    k = int(round(rate * n))
-    flipped = np.zeros(n, dtype=bool)
-    flipped[rng.choice(n, size=k, replace=False)] = True
-    shift = rng.integers(1, classes, size=n)  # never 0: always a different class
-    noisy = np.where(flipped, (labels + shift) % classes, labels)
-    return noisy.astype(np.int64), flipped
-
-
 def preset_config(preset: str, **changes) -> SceneConfig:
     """The SceneConfig a preset starts from, with `changes` on top."""
     guards.check_choice("preset", preset, PRESETS)
@@ -156,7 +146,7 @@ def build_scene(cfg: SceneConfig) -> Scene:
     check_config(cfg)
     rng = np.random.default_rng(cfg.seed)
     pts, true, sub = PRESETS[cfg.preset].layout(rng, cfg.classes, cfg.points_per_class)
-    labels, flipped = flip_labels(true, cfg.noise, cfg.classes, rng)
+    labels, flipped = flip_labels(true, cfg.noise, rng, cfg.classes)  # draws from rng
     m = cfg.proxies_per_class
     proxies = 0.6 * rng.standard_normal((cfg.classes * m, 2))  # random init, as in training
     return Scene(points=pts.astype(np.float32).reshape(-1, 2), labels=labels,

@@ -16,9 +16,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pfml_core.training import losses as baselines
+from pfml_core.training import losses
 from pfml_core.training import distributed
-from pfml_core.training import run_folder as runs
+from pfml_core.training import run_folder
 from pfml_core.data.dataset import Dataset
 from pfml_core.eval.label_margin import train_margins
 from pfml_core.eval.metrics import proxy_w2, retrieval_metrics
@@ -97,15 +97,15 @@ def run_epoch(model, loss_fn, optimizer, loader, device, should_stop, on_batch,
     model.train()
     if config.freeze_bn:
         _freeze_bn(model)  # model.train() switched BatchNorm back on
-    losses = []
+    batch_losses = []
     for i, (x, y) in enumerate(loader):
         if should_stop is not None and should_stop():
             return float("nan"), True
-        losses.append(train_step(model, loss_fn, optimizer, _to(x, device), _to(y, device),
+        batch_losses.append(train_step(model, loss_fn, optimizer, _to(x, device), _to(y, device),
                                  config.amp, frozen))
         if on_batch is not None:
-            on_batch(i + 1, len(loader), losses[-1])
-    return float(np.mean(losses)), False
+            on_batch(i + 1, len(loader), batch_losses[-1])
+    return float(np.mean(batch_losses)), False
 
 
 def _freeze_bn(model) -> None:
@@ -167,7 +167,7 @@ def train(config: TrainConfig, callback: Callable | None = None,
         _freeze_bn(model)  # before DDP: frozen BN parameters are not synchronised
     backbone = [p for p in model.trunk.parameters() if p.requires_grad]
     model = distributed.wrap_model(model, device)
-    loss_fn = baselines.make(config.loss, prep.train.num_classes, config.embedding_size,
+    loss_fn = losses.make(config.loss, prep.train.num_classes, config.embedding_size,
                              **config.loss_params).to(device)
     distributed.sync_module(loss_fn)  # the same start on every rank
     step_loss = distributed.GatheredLoss(loss_fn)  # all ranks' embeddings, float32 energy
@@ -181,7 +181,7 @@ def train(config: TrainConfig, callback: Callable | None = None,
     torch.manual_seed(config.seed + distributed.rank())
     out = Path(out_dir) if out_dir is not None and lead else None
     if out is not None:
-        runs.start_run(out, config)
+        run_folder.start_run(out, config)
     callback = callback if lead else None
     on_batch = on_batch if lead else None
 
@@ -204,10 +204,10 @@ def train(config: TrainConfig, callback: Callable | None = None,
             history[-1] = slim(history[-1])  # only the newest epoch keeps its arrays
         history.append(snap)
         if out is not None:
-            rows.append(runs.metrics_row(snap))
-            runs.write_metrics(out, rows)
-            runs.write_epoch(out, snap)
-            runs.save_checkpoint(out, distributed.unwrap(model), loss_fn, optimizer, config, epoch)
+            rows.append(run_folder.metrics_row(snap))
+            run_folder.write_metrics(out, rows)
+            run_folder.write_epoch(out, snap)
+            run_folder.save_checkpoint(out, distributed.unwrap(model), loss_fn, optimizer, config, epoch)
         if callback is not None:
             callback(snap)
         if should_stop is not None and should_stop():

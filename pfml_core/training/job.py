@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pfml_core.eval import MapService, align, child_process, pca_layout, snapshot_points
-from pfml_core.training import run_folder as runs
+from pfml_core.training import run_folder
 from pfml_core.training.config import TrainConfig
 from pfml_core.training.engine import resolve_device
 from pfml_core.training.snapshot import slim
@@ -82,9 +82,9 @@ class TrainJob:
     def from_run(cls, path, map_method: str = "umap", maps: MapService | None = None,
                  heartbeat_s: float | None = None) -> "TrainJob":
         """A finished run reopened from its folder: only its maps are computed."""
-        run = runs.load_run(path)
+        run = run_folder.load_run(path)
         job = cls(run.config, Path(path), map_method, maps=maps, heartbeat_s=heartbeat_s)
-        for snap in runs.snapshots(run):
+        for snap in run_folder.snapshots(run):
             job._add(snap)
         job._train, job.done = False, True
         return job

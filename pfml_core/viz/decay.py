@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from pfml_core.physics import field as physics
+from pfml_core.physics import field
 from pfml_core.physics.potentials import POTENTIALS
 
 STYLES = {"pfml": dict(color="#1f4e9c", width=3), "contrastive": dict(color="#d62728", dash="dash"),
@@ -16,18 +16,18 @@ STYLES = {"pfml": dict(color="#1f4e9c", width=3), "contrastive": dict(color="#d6
 
 def curves(alpha: float, delta: float, d_max: float = 2.0, n: int = 400) -> dict:
     """{"d": (n,), name: {"attraction", "repulsion", "force_att", "force_rep"}} for every
-    registered potential; PFML's potentials via physics.attraction / physics.repulsion."""
+    registered potential; PFML's potentials via field.attraction / field.repulsion."""
     d = torch.linspace(d_max / n, d_max, n, dtype=torch.float64)
     out = {"d": d.numpy()}
     for name, pot in POTENTIALS.items():
         if name == "pfml":
-            att = physics.attraction(d, alpha=alpha, delta=delta)
-            rep = physics.repulsion(d, alpha=alpha, delta=delta)
+            att = field.attraction(d, alpha=alpha, delta=delta)
+            rep = field.repulsion(d, alpha=alpha, delta=delta)
         else:
-            att, rep = pot.attraction(d, alpha, delta, physics.EPS), pot.repulsion(d, alpha, delta, physics.EPS)
+            att, rep = pot.attraction(d, alpha, delta, field.EPS), pot.repulsion(d, alpha, delta, field.EPS)
         out[name] = {"attraction": att.numpy(), "repulsion": rep.numpy(),
-                     "force_att": pot.d_attraction(d, alpha, delta, physics.EPS).abs().numpy(),
-                     "force_rep": pot.d_repulsion(d, alpha, delta, physics.EPS).abs().numpy()}
+                     "force_att": pot.d_attraction(d, alpha, delta, field.EPS).abs().numpy(),
+                     "force_rep": pot.d_repulsion(d, alpha, delta, field.EPS).abs().numpy()}
     return out
 
 
