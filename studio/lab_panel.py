@@ -124,9 +124,10 @@ def results_panel(kind: str, key: str, draw) -> None:
     """The grid picker, then a fragment that shows the picked grid's status panel and
     draw(grid, runs frame), polling while the grid is queued or running."""
     grid_id = pick_grid(kind, key)
+    if grid_id is None or (polling := poll_every(grid_id)) is None:
+        watch_new_grids(kind)
     if grid_id is None:
         return
-    polling = poll_every(grid_id)
 
     @st.fragment(run_every=polling)
     def panel() -> None:
@@ -135,6 +136,21 @@ def results_panel(kind: str, key: str, draw) -> None:
         draw(grid, frame)
 
     panel()
+
+
+def watch_new_grids(kind: str, every: float = 5.0) -> None:
+    """While nothing here polls: a cheap look at the store every few seconds, so a grid another
+    visitor starts shows up without a reload (the page reruns once when one appears)."""
+    with store() as s:
+        newest = max((g["id"] for g in s.grids(kind)), default=None)
+
+    @st.fragment(run_every=every)
+    def watch() -> None:
+        with store() as s:
+            if max((g["id"] for g in s.grids(kind)), default=None) != newest:
+                st.rerun()
+
+    watch()
 
 
 def eta_text(grid: dict, runs: list[dict], now: float | None = None) -> str:
