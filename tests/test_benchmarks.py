@@ -20,6 +20,11 @@ from pfml_core.training.config import TrainConfig
 from pfml_core.training.sampler import DistributedClassBalancedSampler
 
 
+def classes(items) -> int:
+    """How many classes a split's (path, label) items hold."""
+    return len({y for _, y in items})
+
+
 def _jpeg(path, value=0):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(path)
@@ -42,7 +47,7 @@ def cub(tmp_path):
 
 def test_cub_split_and_labels(cub):
     split = load_cub(cub, num_train_classes=2)
-    assert (split.num_train_classes, split.num_test_classes) == (2, 2)
+    assert (classes(split.train), classes(split.test)) == (2, 2)
     assert [y for _, y in split.train] == [0, 0, 1, 1]
     assert [y for _, y in split.test] == [0, 0, 1, 1]  # classes 3, 4 renumbered
     assert split.test[0][0].endswith("003.Bird_3/img_4.jpg")
@@ -110,7 +115,7 @@ def test_cars_class_folders_train_test_merged(tmp_path):
     # by name: "AM General..." < "Acura..." (ASCII) < "BMW..."
     assert [p.split("/")[-2] for p, _ in split.train] == \
         ["AM General Hummer 2000", "Acura RL 2012", "AM General Hummer 2000", "Acura RL 2012"]
-    assert (split.num_train_classes, split.num_test_classes, len(split.test)) == (2, 1, 2)
+    assert (classes(split.train), classes(split.test), len(split.test)) == (2, 1, 2)
 
 
 def test_cars_numeric_folders_sort_numerically(tmp_path):
@@ -142,7 +147,7 @@ def sop(tmp_path):
 
 def test_sop_split(sop):
     split = load_benchmark("sop", sop)
-    assert (split.num_train_classes, split.num_test_classes) == (3, 2)
+    assert (classes(split.train), classes(split.test)) == (3, 2)
     assert [y for _, y in split.test] == [0, 0, 1, 1]
     assert split.train[-1][0].endswith("bicycle_final/3_1.JPG")
 

@@ -25,14 +25,6 @@ class BenchmarkSplit:
     train: Items
     test: Items
 
-    @property
-    def num_train_classes(self) -> int:
-        return len({y for _, y in self.train})
-
-    @property
-    def num_test_classes(self) -> int:
-        return len({y for _, y in self.test})
-
 
 def _root(root, name: str) -> Path:
     root = Path(root)
