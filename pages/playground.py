@@ -16,7 +16,7 @@ from studio import cache
 from studio.nav import use_app_navigation
 
 HEADINGS = {"preset": "Scene", "alpha": "Physics", "step_size": "Descent", "field_class": "View"}
-FLUSH_S = 0.2  # measured: without it the first frame of a new scene waits for the GIL (~70 ms)
+FLUSH_S = 0.35  # step 0 reaches the browser and is drawn before the descent takes the CPU
 CHART = dict(config={"displayModeBar": False}, theme=None)  # the figure brings its own look;
 # Streamlit's theme would also walk every animation frame, doubling the time to draw
 
