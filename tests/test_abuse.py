@@ -374,3 +374,13 @@ def test_resolving_an_upload_keeps_it_alive(uploads):
     os.utime(path, (time.time() - 25 * 3600,) * 2)
     data.resolve_dataset_ref(path.name, uploads, None)
     assert data.expire_uploads(uploads) == 0 and path.exists()
+
+
+def test_the_server_never_shows_tracebacks_to_visitors():
+    """An unexpected error shows its type only: the traceback and server paths stay in the
+    operator's console (Streamlit's client.showErrorDetails, read as the server reads it)."""
+    import tomllib
+    from pathlib import Path
+
+    cfg = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert cfg["client"]["showErrorDetails"] in ("type", "none")
