@@ -59,7 +59,8 @@ def test_noise_lab_tiny_grid_in_browser(app_url, page, browser):
     margin = figs["Label margin of flipped vs clean training samples at 20% noise"]
     assert {t["name"] for t in margin} == {"pfml: clean", "pfml: flipped", "proxy_anchor: clean",
                                            "proxy_anchor: flipped"}
-    thumbs = page.locator("[data-testid='stImage'] img")
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 16")
+    thumbs = page.locator("[data-testid='stImage'] img")  # drawn after the text above
     assert thumbs.count() == 16 and thumbs.first.evaluate("i => i.naturalWidth") > 0
     page.get_by_text(re.compile(r"^#\d+: \d → \d · ")).first.wait_for()
     page.get_by_text("Download suspects CSV").first.wait_for()
