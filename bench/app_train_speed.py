@@ -6,16 +6,14 @@ machine (ratios; the machine may be shared, so both sides run back to back):
 2. the delay from each epoch's end (its row in the run folder's metrics.csv) to its UMAP map on
    screen (the map's title read from the browser); target: at most 3 s;
 3. the warm UMAP time per epoch (the app's own snapshots, mapped in this process once warm).
-Usage: python bench/app_train_speed.py [--port 8620] [--shots DIR]"""
+Usage: python bench/app_train_speed.py [--shots DIR]"""
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from pfml_core.eval import projection  # noqa: E402  (sets NUMBA_CACHE_DIR before umap loads)
 from pfml_core.training import TrainConfig, load_run, snapshots, train  # noqa: E402
+from appserver import processes, serve  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
 TITLE_JS = """() => { const g = [...document.querySelectorAll('.js-plotly-plot')]
@@ -39,25 +38,6 @@ def library_run(config: TrainConfig) -> tuple[list[float], float]:
     with tempfile.TemporaryDirectory() as out:
         train(config, callback=lambda s: ends.append(time.perf_counter() - t0), out_dir=out)
     return ends, time.perf_counter() - t0
-
-
-def serve(port: int, runs: Path) -> subprocess.Popen:
-    env = dict(os.environ, PFML_RUNS_DIR=str(runs))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-                             "--server.port", str(port), "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false",
-                             # the file watcher would also follow every file other people
-                             # change in a shared checkout (not what a user's server does)
-                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(240):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("streamlit did not start")
 
 
 def app_run(page, runs: Path, epochs: int, shots: Path | None) -> dict:
@@ -95,29 +75,14 @@ def shoot(page, path: Path) -> None:
     page.screenshot(path=str(path))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_by_process() -> dict[int, tuple[str, float]]:
     """Every process's (kind, CPU seconds so far): chromium, the training process, the UMAP
     worker, the server, other."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            raw = stat.read_text()
-            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = raw.rsplit(")", 1)[1].split()
-        kind = ("chromium" if "chrom" in cmd or "headless_shell" in cmd else
-                "training process" if "job_process" in cmd else
-                "UMAP worker" if "map_worker" in cmd else
-                "streamlit server" if "streamlit" in cmd else "other")
-        out[int(stat.parent.name)] = (kind, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
-    return out
+    kind = lambda cmd: ("chromium" if "chrom" in cmd or "headless_shell" in cmd else  # noqa: E731
+                        "training process" if "job_process" in cmd else
+                        "UMAP worker" if "map_worker" in cmd else
+                        "streamlit server" if "streamlit" in cmd else "other")
+    return {p["pid"]: (kind(p["cmd"]), p["cpu"]) for p in processes()}
 
 
 def cpu_used(before: dict, after: dict) -> dict[str, float]:
@@ -142,7 +107,6 @@ def warm_umap_seconds(folder: Path) -> list[float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, default=8620)
     ap.add_argument("--shots", type=Path, default=None, help="save screenshots here")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
@@ -151,24 +115,19 @@ def main() -> int:
     config = TrainConfig(data="mnist5k", epochs=5, eval_subset=500)  # the page's defaults
     if a.shots:
         a.shots.mkdir(parents=True, exist_ok=True)
-    server = serve(a.port, runs)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            t_open = time.time()
-            page.goto(f"http://127.0.0.1:{a.port}/train")
-            page.get_by_text("UMAP ready").wait_for(timeout=900_000)
-            print(f"UMAP worker warm-up (page open -> 'UMAP ready'): {time.time() - t_open:.1f} s")
-            lib_before, lib_total_before = library_run(config)
-            cpu0, wall0, every0 = cpu_seconds(server.pid), time.time(), cpu_by_process()
-            app = app_run(page, runs, config.epochs, a.shots)
-            cpu, wall = cpu_seconds(server.pid) - cpu0, time.time() - wall0
-            used = cpu_used(every0, cpu_by_process())
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(30)
+    with serve(runs=runs) as (url, server), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        t_open = time.time()
+        page.goto(f"{url}/train")
+        page.get_by_text("UMAP ready").wait_for(timeout=900_000)
+        print(f"UMAP worker warm-up (page open -> 'UMAP ready'): {time.time() - t_open:.1f} s")
+        lib_before, lib_total_before = library_run(config)
+        wall0, every0 = time.time(), cpu_by_process()
+        app = app_run(page, runs, config.epochs, a.shots)
+        wall, every1 = time.time() - wall0, cpu_by_process()
+        cpu, used = every1[server][1] - every0[server][1], cpu_used(every0, every1)
+        browser.close()
     app_config = load_run(app["folder"]).config
     assert app_config.to_dict() | {"loss_params": {}} == config.to_dict(), app_config
     lib_after, lib_total_after = library_run(app_config)

@@ -26,21 +26,17 @@ import argparse
 import contextlib
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from playground_fps import CHROMIUM, FRAMES_IN, SAMPLE, _free_port  # noqa: E402
+from appserver import processes, serve  # noqa: E402
+from playground_fps import CHROMIUM, FRAMES_IN, SAMPLE  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
 TTF_P95_S, FPS_TARGET, MEM_SLACK = 5.0, 15.0, 0.10
 PLAYGROUND, LAB = "/playground?pg_preset=label_noise", "/noise_lab"
@@ -59,45 +55,14 @@ BENIGN = re.compile(r"/[a-z_]+/_stcore/(health|host-config)|fonts\.gstatic\.com/
 DONE = re.compile(r"Grid #\d+: done")
 
 
-@contextlib.contextmanager
-def serve(url: str | None, pid: int | None):
-    """(url, server pid or None): the given URL, or a fresh `streamlit run app.py`."""
-    if url:
-        yield url, pid
-        return
-    port, runs = _free_port(), tempfile.mkdtemp(prefix="pfml-classroom-")
-    log = open("/tmp/classroom_server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=dict(os.environ, PFML_RUNS_DIR=runs), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(240):
-            with contextlib.suppress(OSError):
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200:
-                    break
-            time.sleep(0.5)
-        else:
-            raise SystemExit("streamlit did not start (see /tmp/classroom_server.log)")
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-        shutil.rmtree(runs, ignore_errors=True)
-
-
 def tree_rss(pid: int | None) -> tuple[float, int, float]:
     """(MB of RSS summed over pid and all its descendants, number of processes, MB of pid's own)."""
     if pid is None:
         return float("nan"), 0, float("nan")
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
-            if state != "Z":  # a finished grid worker stays a zombie until the server reaps it
-                children.setdefault(int(ppid), []).append(int(stat.parent.name))
+    for p in processes():
+        if p["state"] != "Z":  # a finished grid worker stays a zombie until the server reaps it
+            children.setdefault(p["ppid"], []).append(p["pid"])
     total, todo, n, own = 0, [pid], 0, 0
     while todo:
         p = todo.pop()
@@ -112,13 +77,10 @@ def tree_rss(pid: int | None) -> tuple[float, int, float]:
 def cpu_by_kind(server: int | None) -> dict[str, float]:
     """CPU seconds so far per kind of process: the server (its tree), chromium, other."""
     out: dict[str, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            raw = stat.read_text()
-            f = raw.rsplit(")", 1)[1].split()
-            kind = ("server" if int(stat.parent.name) == server or int(f[1]) == server else
-                    "chromium" if "chrom" in raw[raw.index("(") + 1:raw.rindex(")")] else "other")
-            out[kind] = out.get(kind, 0.0) + (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    for p in processes():
+        kind = ("server" if server in (p["pid"], p["ppid"]) else
+                "chromium" if "chrom" in p["name"] else "other")
+        out[kind] = out.get(kind, 0.0) + p["cpu"]
     return out
 
 
@@ -183,7 +145,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     load0, errors, t_start = os.getloadavg(), [], time.time()
-    with serve(a.url, a.pid) as (url, pid), sync_playwright() as pw:
+    with serve(a.url, a.pid, log="/tmp/classroom_server.log") as (url, pid), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         warm = browser.new_context()
         warm.new_page().goto(url + PLAYGROUND)

@@ -11,19 +11,12 @@ Usage: python bench/playground_fps.py [--url http://127.0.0.1:8501] [--query pg_
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from appserver import serve
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
 FPS_TARGET, LATENCY_TARGET_MS = 20.0, 300.0
@@ -46,38 +39,6 @@ WATCH = """() => { const img = () => { const i = document.querySelector('.js-plo
     if (b.drawn !== null && g && g._transitionData && g._transitionData._frames.length > 1) b.frames = now - b.t0;
     if (b.frames === null && now - b.t0 < 60000) requestAnimationFrame(tick); };
   requestAnimationFrame(tick); }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(url: str | None):
-    """The given URL, or a fresh `streamlit run app.py` on a free port (as tests/conftest.py)."""
-    if url:
-        yield url
-        return
-    port, runs = _free_port(), tempfile.mkdtemp()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=dict(os.environ, PFML_RUNS_DIR=runs), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(240):
-            with contextlib.suppress(OSError):
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200:
-                    break
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(runs, ignore_errors=True)
 
 
 def play_fps(page, seconds: float = 4.0) -> tuple[float, float]:
@@ -112,7 +73,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     load0 = os.getloadavg()
-    with serve(args.url) as url, sync_playwright() as pw:
+    with serve(args.url) as (url, _), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/playground?{args.query}")
