@@ -83,19 +83,23 @@ def _label(g: dict) -> str:
     return f"#{g['id']} · {data} · {what} · {n} runs · {when}"
 
 
-def pick_grid(kind: str, key: str) -> int | None:
+def newest(grids: list[dict]) -> int | None:
+    return max((g["id"] for g in grids), default=None)
+
+
+def pick_grid(kind: str, key: str) -> tuple[int | None, int | None]:
     """Selectbox of the stored grids of `kind`, newest first (after reaping dead workers and
-    starting queued grids on free slots)."""
+    starting queued grids on free slots); returns (the picked grid, the newest grid)."""
     with store() as s:
         kick(s)
         grids = s.grids(kind)
     if not grids:
         st.info("No grids yet: set one up above and press Run.")
-        return None
+        return None, None
     labels = {g["id"]: _label(g) for g in grids}
     if st.session_state.get(key) not in labels:
         st.session_state[key] = grids[0]["id"]
-    return st.selectbox("Grid", list(labels), format_func=labels.get, key=key)
+    return st.selectbox("Grid", list(labels), format_func=labels.get, key=key), newest(grids)
 
 
 def kick(s: Store) -> None:
@@ -123,9 +127,9 @@ def rerun_when_finished(grid: dict, polling: float | None) -> None:
 def results_panel(kind: str, key: str, draw) -> None:
     """The grid picker, then a fragment that shows the picked grid's status panel and
     draw(grid, runs frame), polling while the grid is queued or running."""
-    grid_id = pick_grid(kind, key)
+    grid_id, last = pick_grid(kind, key)
     if grid_id is None or (polling := poll_every(grid_id)) is None:
-        watch_new_grids(kind)
+        watch_new_grids(kind, last)
     if grid_id is None:
         return
 
@@ -138,16 +142,15 @@ def results_panel(kind: str, key: str, draw) -> None:
     panel()
 
 
-def watch_new_grids(kind: str, every: float = 5.0) -> None:
+def watch_new_grids(kind: str, last: int | None, every: float = 5.0) -> None:
     """While nothing here polls: a cheap look at the store every few seconds, so a grid another
-    visitor starts shows up without a reload (the page reruns once when one appears)."""
-    with store() as s:
-        newest = max((g["id"] for g in s.grids(kind)), default=None)
+    visitor starts shows up without a reload (the page reruns once when one newer than `last`
+    appears)."""
 
     @st.fragment(run_every=every)
     def watch() -> None:
         with store() as s:
-            if max((g["id"] for g in s.grids(kind)), default=None) != newest:
+            if newest(s.grids(kind)) != last:
                 st.rerun()
 
     watch()

@@ -132,6 +132,15 @@ def test_a_reused_folder_holds_the_new_run_alone(tmp_path):
     assert list(run.metrics["epoch"]) == [0, 1] and not (out / "embeddings.npz").exists()
 
 
+def _all_at_once(fn, n: int) -> None:
+    """fn in n threads (fn waits on a shared Barrier itself), then wait for all of them."""
+    threads = [threading.Thread(target=fn) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_new_run_dir_in_the_same_second_from_many_threads(tmp_path, monkeypatch):
     monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setattr(runs.time, "strftime", lambda fmt, *a: "20250101-120000")
@@ -145,11 +154,7 @@ def test_new_run_dir_in_the_same_second_from_many_threads(tmp_path, monkeypatch)
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    threads = [threading.Thread(target=one) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _all_at_once(one, n)
     assert not errors and len(set(got)) == n
     assert all(p.is_dir() and not any(p.iterdir()) for p in got)
     names = {p.name for p in got}
@@ -198,11 +203,7 @@ def test_writers_sharing_a_folder_never_share_a_temp_file(tmp_path):
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    threads = [threading.Thread(target=writer) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _all_at_once(writer, n)
     assert not errors, errors
     assert not [p for p in out.rglob("*.tmp")]  # every temp file was moved into place
     assert runs.load_checkpoint(out / "checkpoint.pt")["epoch"] == 5
