@@ -180,7 +180,7 @@ for shard in (True, False):
     print(f"rank {rank}: SOP-scale loss step, {'sharded' if shard else 'replicated'}: "
           f"{(time.perf_counter() - t) / 5 * 1e3:.1f} ms per step"
           f"{' (processes share one GPU: not a speed-up figure)' if n_gpu < world else ''}")
-torch.distributed.destroy_process_group()
+distributed.shutdown()
 PY
 
 step "loss on the GPU (half precision, no host sync, kernel == previous, bad labels)" 300 \

@@ -180,7 +180,7 @@ def _rank_worker(rank, world, port, shape, repeats, out_dir):
         out[mode] = median_seconds(step, repeats, clock="cpu")
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(out))
     if world > 1:
-        torch.distributed.destroy_process_group()
+        distributed.shutdown()
 
 
 def _free_port() -> int:

@@ -107,7 +107,6 @@ def config_from_args(a) -> TrainConfig:
 
 
 def run_train(a) -> int:
-    import torch.distributed
     from tqdm import tqdm
 
     from pfml_core.data.benchmarks import BENCHMARKS
@@ -139,8 +138,7 @@ def run_train(a) -> int:
         print(f"interrupted; finished epochs are in {out}", file=sys.stderr)
         return 130
     bar.close()
-    if distributed.is_distributed():
-        torch.distributed.destroy_process_group()
+    distributed.shutdown()
     if not lead:
         return 0
     last = result.history[-1]

@@ -61,24 +61,26 @@ def _worker(rank, world, port, out_dir):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
     assert distributed.init_from_env(backend="gloo", timeout_s=60)
-    try:
-        model, loss = _make()
-        if rank == 1:  # different starting values on purpose: sync must fix them
-            torch.nn.init.normal_(loss.proxies)
-            torch.nn.init.normal_(model.weight)
-        distributed.sync_module(loss)
-        ddp = distributed.wrap_model(model, "cpu")
-        gathered = distributed.GatheredLoss(loss)
+    _rank_body(rank, out_dir)  # returns before shutdown: its DDP model is gone by then
+    distributed.shutdown()
 
-        def rows_of_step(step):
-            a = SPLITS[step][0]
-            return slice(0, a) if rank == 0 else slice(a, sum(SPLITS[step]))
 
-        out = _run(ddp, gathered, loss, rows_of_step)
-        out["divergence"] = max_divergence(loss)
-        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        torch.distributed.destroy_process_group()
+def _rank_body(rank, out_dir):
+    model, loss = _make()
+    if rank == 1:  # different starting values on purpose: sync must fix them
+        torch.nn.init.normal_(loss.proxies)
+        torch.nn.init.normal_(model.weight)
+    distributed.sync_module(loss)
+    ddp = distributed.wrap_model(model, "cpu")
+    gathered = distributed.GatheredLoss(loss)
+
+    def rows_of_step(step):
+        a = SPLITS[step][0]
+        return slice(0, a) if rank == 0 else slice(a, sum(SPLITS[step]))
+
+    out = _run(ddp, gathered, loss, rows_of_step)
+    out["divergence"] = max_divergence(loss)
+    torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
 
 
 def max_divergence(module: torch.nn.Module) -> float:

@@ -57,32 +57,35 @@ def _worker(rank, world, port, out_dir):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
     assert distributed.init_from_env(backend="gloo", timeout_s=60)
+    _rank_body(rank, world, out_dir)  # returns before shutdown: its DDP model is gone by then
+    distributed.shutdown()
+
+
+def _rank_body(rank, world, out_dir):
     blocks, block = [], kernel._block
 
     def recording(x, sq_norm, keys, a, b, *args, **kw):
         blocks.append((a, b, x.shape[0]))
         return block(x, sq_norm, keys, a, b, *args, **kw)
     kernel._block = recording
-    try:
-        x, y = _data(world)
-        a = sum(SPLITS[world][:rank])
-        mine = slice(a, a + SPLITS[world][rank])
-        model, loss = _make()
-        ddp = distributed.wrap_model(model, "cpu")
-        sharded = distributed.GatheredLoss(loss)
-        out = {"sharded": sharded.sharded, **_step(ddp, sharded, loss, x[mine], y[mine])}
-        out["blocks"], blocks[:] = list(blocks), []
-        replicated = distributed.GatheredLoss(loss, shard=False)
-        out["replicated"] = _step(ddp, replicated, loss, x[mine], y[mine])
-        out["replicated_blocks"] = list(blocks)
-        loss.proxies.grad = None
-        emb = torch.nn.functional.normalize(model(x), dim=-1)  # the whole batch, no DDP
-        control = loss.energy(emb, y, shard=_no_collectives(rank, world))
-        control.backward()
-        out["control"] = {"loss": control.detach(), "proxy_grad": loss.proxies.grad.clone()}
-        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        torch.distributed.destroy_process_group()
+    x, y = _data(world)
+    a = sum(SPLITS[world][:rank])
+    mine = slice(a, a + SPLITS[world][rank])
+    model, loss = _make()
+    ddp = distributed.wrap_model(model, "cpu")
+    sharded = distributed.GatheredLoss(loss)
+    out = {"sharded": sharded.sharded, **_step(ddp, sharded, loss, x[mine], y[mine])}
+    out["blocks"], blocks[:] = list(blocks), []
+    replicated = distributed.GatheredLoss(loss, shard=False)
+    out["replicated"] = _step(ddp, replicated, loss, x[mine], y[mine])
+    out["replicated_blocks"] = list(blocks)
+    loss.proxies.grad = None
+    emb = torch.nn.functional.normalize(model(x), dim=-1)  # the whole batch, no DDP
+    control = loss.energy(emb, y, shard=_no_collectives(rank, world))
+    control.backward()
+    out["control"] = {"loss": control.detach(), "proxy_grad": loss.proxies.grad.clone()}
+    torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+    kernel._block = block
 
 
 def _free_port():

@@ -23,6 +23,7 @@ BatchNorm statistics stay per rank: freeze BN or pass sync_bn=True to `wrap_mode
 """
 from __future__ import annotations
 
+import gc
 import os
 from datetime import timedelta
 
@@ -47,6 +48,18 @@ def init_from_env(backend: str | None = None, timeout_s: float = 1800.0) -> bool
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     return True
+
+
+def shutdown() -> None:
+    """Leave the process group (no-op outside one). Objects still holding the group (a DDP
+    model's reducer, usually kept alive by reference cycles) are freed first: freed after
+    the group is destroyed, gloo's destructor can hang the rank forever. The barrier then
+    keeps rank 0, which hosts the rendezvous store, from leaving before the others."""
+    if not is_distributed():
+        return
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def is_distributed() -> bool:
