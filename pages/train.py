@@ -136,13 +136,16 @@ past_runs(method)
 @st.fragment(run_every=1.0 if view.polling else None)
 def status() -> None:
     """Polled every second while something changes: the heartbeat, the progress line, and a
-    full redraw when the job has news (never a rebuild of the figures on a quiet tick)."""
+    full redraw when the job has news (never a rebuild of the figures on a quiet tick). A new
+    epoch whose UMAP is due within MAP_GRACE_S is drawn once, with it: every redraw remounts
+    each changed chart (Streamlit gives a plotly chart a new identity when its figure changes)."""
     job = view.job
     if job is None:
         st.info("Choose data, model and loss, then press Start.")
         return
     job.touch()
-    if job.version != view.drawn or view.active != view.polling:
+    news = job.version != view.drawn or view.active != view.polling
+    if news and not job.map_due(train_session.MAP_GRACE_S):
         st.rerun()  # news, or nothing left to wait for: redraw the page once
     where = f" · on {job.device}" if job.device else ""
     if job.error:

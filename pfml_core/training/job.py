@@ -127,6 +127,15 @@ class TrainJob:
         """UMAP maps are still being computed."""
         return any(t.name == "pfml-train-maps" and t.is_alive() for t in self._threads)
 
+    def map_due(self, grace_s: float) -> bool:
+        """The newest epoch's UMAP is on its way: the warm map worker got it less than grace_s
+        ago. A page can wait that long and redraw once, with the map, instead of twice."""
+        with self._cond:
+            if self.map_method != "umap" or not self.snapshots or self._maps.state != "ready":
+                return False
+            epoch = self.snapshots[-1].epoch
+            return epoch not in self.layouts and time.time() - self.received_at[epoch] < grace_s
+
     def map_view(self) -> tuple[str, dict[int, np.ndarray]]:
         """What the map shows now: the UMAP maps so far while they are at most one epoch
         behind (the newest follows within seconds; flipping to PCA meanwhile would make the
