@@ -92,7 +92,8 @@ def cpu_by_process() -> dict[int, tuple[str, float]]:
                         "training process" if "job_process" in cmd else
                         "UMAP worker" if "map_worker" in cmd else
                         "streamlit server" if "streamlit" in cmd else "other")
-    return {p["pid"]: (kind(p["cmd"]), p["cpu"]) for p in processes()}
+    return {p["pid"]: (kind(p["cmd"]), p["cpu"]) for p in processes()
+            if p["state"] != "Z"}  # a zombie has no command line left
 
 
 def cpu_used(before: dict, after: dict) -> dict[str, float]:
