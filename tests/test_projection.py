@@ -107,6 +107,20 @@ def test_map_worker_gives_this_process_maps_and_survives_its_death():
     assert maps.state == "off"
 
 
+@pytest.mark.slow
+def test_a_failed_map_worker_is_replaced_even_while_it_is_still_exiting():
+    """The reader marks the worker failed when its channel closes, which can come before the
+    process has exited (CI caught start() then keeping the dying worker)."""
+    maps = MapService().start()
+    try:
+        old = maps._proc
+        maps._state = "failed: the map worker stopped"  # old is still alive here
+        assert maps.start().state == "warming"
+        assert maps._proc is not old and old.poll() is not None
+    finally:
+        maps.close()
+
+
 def test_bad_points():
     with pytest.raises(ValueError, match="finite"):
         projection.pca_layout(np.array([[np.nan, 1.0]] * 5))

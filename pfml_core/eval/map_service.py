@@ -28,7 +28,13 @@ class MapService:
 
     def start(self) -> "MapService":
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
+            gone = self._proc is None or self._proc.poll() is not None
+            if not gone and self._state.startswith("failed"):  # a failed warm-up, or a worker
+                self._proc.kill()  # whose channel closed while it is still exiting: replace it
+                self._proc.wait(10)
+                self._conn.close()
+                gone = True
+            if gone:
                 self._proc, self._conn = child_process.start("pfml_core.eval.map_worker", threads=1)
                 self._futures, self._state = {}, "warming"
                 threading.Thread(target=self._read, args=(self._conn, self._futures),
