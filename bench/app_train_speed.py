@@ -7,13 +7,16 @@ machine (ratios; the machine may be shared, so both sides run back to back):
    screen (the map's title read from the browser); target: at most 3 s;
 3. the warm UMAP time per epoch (the app's own snapshots, mapped in this process once warm).
 Chromium shares this machine's 2 cores: Linux's autogroup scheduler gives its session the
-same CPU share as the whole server's (training included) whenever it draws, so its CPU
-seconds are printed beside the training process's.
+same CPU share as the whole server's (training included) whenever it draws, and a training
+step waits for its slowest thread. So the bench also times the library beside a stand-in
+for the browser (a process in its own session burning chromium's measured share of a core):
+the slowdown the browser alone causes, with no app at all.
 Usage: python bench/app_train_speed.py [--shots DIR]"""
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,9 +32,14 @@ from pfml_core.training import TrainConfig, load_run, snapshots, train  # noqa: 
 from appserver import processes, serve  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
-TITLE_JS = """() => { const g = [...document.querySelectorAll('.js-plotly-plot')]
+# installed in the page: records when each epoch's UMAP map is first on screen (Date.now(), the
+# same clock as time.time() here), so the bench reads the page every 2 s, not 4 times a second
+UMAP_SEEN = """window.__umap = {};
+setInterval(() => { const g = [...document.querySelectorAll('.js-plotly-plot')]
     .find(g => g.layout && g.layout.title && (g.layout.title.text || '').includes('embeddings'));
-    return g ? g.layout.title.text.replace(/<[^>]+>/g, '') : ''; }"""
+  const t = g ? g.layout.title.text.replace(/<[^>]+>/g, '') : '';
+  if (t.startsWith('UMAP')) { const e = +t.split(' ').pop();
+    for (let k = 0; k <= e; k++) if (!(k in window.__umap)) window.__umap[k] = Date.now(); } }, 200);"""
 
 
 def library_run(config: TrainConfig) -> tuple[list[float], float]:
@@ -43,26 +51,43 @@ def library_run(config: TrainConfig) -> tuple[list[float], float]:
     return ends, time.perf_counter() - t0
 
 
+BURN = ("import sys, time\nbusy, idle = map(float, sys.argv[1:])\nwhile True:\n"
+        "    t = time.perf_counter()\n    while time.perf_counter() - t < busy: pass\n"
+        "    time.sleep(idle)\n")
+
+
+def library_beside_browser(config: TrainConfig, share: float) -> tuple[list[float], float]:
+    """library_run while a stand-in for the browser runs: a process in its own session (its
+    own autogroup, as chromium's) that burns `share` of one core in 0.5 s bursts."""
+    busy = 0.5
+    proc = subprocess.Popen([sys.executable, "-c", BURN, str(busy), str(busy / share - busy)],
+                            start_new_session=True)
+    try:
+        return library_run(config)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def app_run(page, runs: Path, epochs: int, shots: Path | None) -> dict:
     """Press Start; poll the run folder (epoch ends), the map title (UMAP on screen) and every
     process's CPU time (the training process is gone when the run ends)."""
     old = set(runs.glob("*/metrics.csv"))
     cpu0, cpu = cpu_by_process(), {}
+    page.evaluate("window.__umap = {}")
     page.get_by_role("button", name="Start").click()
-    t0, ends, shown, metrics, fresh = time.time(), {}, {}, None, False
+    t0, ends, shown, metrics, tick = time.time(), {}, {}, None, 0
     while time.time() - t0 < 1800:
-        cpu.update(cpu_by_process())
+        tick += 1
         metrics = metrics or next((m for m in runs.glob("*/metrics.csv") if m not in old), None)
         if metrics is not None and metrics.is_file():
             done = len(metrics.read_text().strip().splitlines()) - 2  # header, epoch 0
             for e in range(len(ends), done + 1):
                 ends[e] = metrics.stat().st_mtime
-        title = page.evaluate(TITLE_JS)
-        fresh = fresh or not title or int(title.rsplit(" ", 1)[1]) < epochs  # not the last run's map
-        if fresh and title.startswith("UMAP"):
-            e = int(title.rsplit(" ", 1)[1])
-            for k in range(e + 1):
-                shown.setdefault(k, time.time())
+        if tick % 4 == 0:  # each second: every process's CPU time (it reads all of /proc)
+            cpu.update(cpu_by_process())
+        if tick % 8 == 0:
+            shown = {int(k): v / 1000 for k, v in page.evaluate("window.__umap").items()}
         if shots and len(ends) == 3 and not (shots / "during.png").exists():
             shoot(page, shots / "during.png")
         if len(ends) == epochs + 1 and len(shown) == epochs + 1:
@@ -130,6 +155,7 @@ def main() -> int:
     with serve(runs=runs) as (url, server), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.add_init_script(UMAP_SEEN)
         t_open = time.time()
         page.goto(f"{url}/train")
         page.get_by_text("UMAP ready").wait_for(timeout=900_000)
@@ -144,6 +170,12 @@ def main() -> int:
     print(f"CPU seconds during the app run ({os.cpu_count()} cores x {app['wall']:.1f} s = "
           f"{os.cpu_count() * app['wall']:.0f} available): " + ", ".join(
               f"{k} {v:.1f}" for k, v in sorted(app["cpu"].items(), key=lambda kv: -kv[1])))
+    share = app["cpu"].get("chromium", 0.0) / app["wall"]
+    beside = library_beside_browser(config, min(max(share, 0.05), 0.95))
+    quiet = float(np.mean([np.median(np.diff(lib[0])) for lib in libs]))
+    print(f"library beside a stand-in for the browser (its own session burning {share:.2f} of a core "
+          f"in bursts, chromium's share during the app run): {np.median(np.diff(beside[0])):.2f} s per "
+          f"epoch -> {np.median(np.diff(beside[0])) / quiet:.2f}x the quiet library")
     umap = warm_umap_seconds(app["folder"])
     print(f"warm UMAP per epoch ({len(umap)} maps, this process): "
           + " ".join(f"{s:.2f}" for s in umap) + f" s; median {np.median(umap[1:]):.2f} s")
