@@ -98,8 +98,7 @@ for d in dyns:
     st.caption(f"**{cache.pg_panel_label(d)}**: " +
                vf.legend_sentence(d.potential, cls, cache.pg_chunk(cfg, d, cls, 0).reference))
 chart, sig = st.empty(), (cfg, dyns, cls, steps)
-if st.session_state.get("pg_drawn") != sig and not cache.pg_figure_built(cfg, dyns, cls, steps):
-    # a scene to compute: step 0 at once, then the animation
+if st.session_state.get("pg_drawn") != sig:  # a new scene: step 0 at once, then the animation
     chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, 0), key="pg_chart_first", **CHART)
     time.sleep(FLUSH_S)  # let the server send step 0 before the descent holds the interpreter
 chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, steps), key="pg_chart", **CHART)

@@ -42,26 +42,13 @@ def pg_panel_label(dyn: _playground.Dynamics) -> str:
     return "PFML (decaying)" if dyn.potential == "pfml" else f"{dyn.potential} (non-decaying)"
 
 
-_PG_BUILT: dict = {}  # pg_figure's arguments it has built in this process, oldest first
-
-
 @st.cache_resource(max_entries=16, show_spinner=False)
 def pg_figure(cfg: _playground.SceneConfig, dyns: tuple, cls: int, steps: int):
     """The animated playground figure of a scene under each Dynamics (one panel each).
     A read-only shared object: st.plotly_chart serialises a copy and nothing mutates it;
     building its Plotly frames costs far more than the cache lookup."""
     movies = {pg_panel_label(d): pg_movie(cfg, d, cls, steps) for d in dyns}
-    figure = _field.play_figure(pg_scene(cfg), movies)
-    _PG_BUILT[(cfg, dyns, cls, steps)] = True
-    while len(_PG_BUILT) > 16:  # as many as the cache keeps
-        _PG_BUILT.pop(next(iter(_PG_BUILT)))
-    return figure
-
-
-def pg_figure_built(cfg: _playground.SceneConfig, dyns: tuple, cls: int, steps: int) -> bool:
-    """Whether pg_figure has built this figure recently (a class opening the same link): then
-    it answers at once, and drawing step 0 first would only cost every browser a redraw."""
-    return (cfg, dyns, cls, steps) in _PG_BUILT
+    return _field.play_figure(pg_scene(cfg), movies)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

@@ -183,20 +183,3 @@ def test_compare_mode_draws_both_potentials_and_a_drag_table():
     assert (table["dragged under contrastive"] > table["dragged under pfml"]).mean() >= 0.8
     rec = movie.record(s, descent.Dynamics(potential="contrastive"), 0, descent.bounds(s), 120, grid=4)
     np.testing.assert_allclose(table["dragged under contrastive"], np.round(rec.dragged(s.flipped), 3), atol=2e-3)
-
-
-def test_a_second_visitor_of_a_built_scene_gets_the_animation_without_step_0_first(monkeypatch):
-    """A class opening one link: after the first visitor built the figure, the next ones skip
-    the step-0 draw (and its pause), which would cost each browser one more chart."""
-    import time
-    from studio import cache
-    paused, sleep = [], time.sleep
-    monkeypatch.setattr("time.sleep", lambda s: paused.append(s) if s >= 0.3 else sleep(s))
-    query = {"pg_preset": "two_classes", "pg_steps": "20", "pg_seed": "7"}
-    first = _app(query)
-    assert paused and not first.exception  # a scene to compute: step 0 first, then the pause
-    paused.clear()
-    second = _app(query)
-    assert not paused and not second.exception
-    assert len(_spec(second)["frames"]) == len(_spec(first)["frames"]) == 21
-    assert any(cache.pg_figure_built(*key) for key in cache._PG_BUILT)
