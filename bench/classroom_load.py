@@ -11,15 +11,18 @@ Measures, in one run:
   every paint for 4 s), target >= 15;
 - errors: Streamlit exception boxes, a connection error, console errors (target none);
 - the server's memory: RSS summed over its process tree (/proc; the grid worker included)
-  as baseline (healthy + one warm-up playground visit), peak (sampled every 0.5 s) and after
-  every visitor left and the grid ended (polled up to --settle s; Streamlit keeps a closed
-  session up to server.disconnectedSessionTTL = 120 s), target within 10% of baseline.
+  as baseline (healthy + one warm-up visit of the playground and the lab), peak (sampled
+  every 0.5 s) and after every visitor left and the grid ended (polled up to --settle s;
+  Streamlit keeps a closed session up to server.disconnectedSessionTTL = 120 s), target
+  within 10% of baseline.
 All visitors share this machine's CPUs with the server (a class has a machine each), so the
-browser side is pessimistic: the report splits CPU seconds between server and chromium.
+browser side is pessimistic: the report splits CPU seconds between server and chromium, and
+times one visitor alone first (its chromium CPU seconds to a first frame, and the cores its
+Play uses), which bounds what N browsers on these cores can reach whatever the server does.
 Exits 0 when targets are missed (it reports them); non-zero only if the bench itself fails.
 
 Usage: python bench/classroom_load.py [--visitors-playground 7] [--visitors-lab 3]
-       [--url http://127.0.0.1:8501 --pid SERVER_PID] [--settle 90]"""
+       [--url http://127.0.0.1:8501 --pid SERVER_PID] [--settle 150]"""
 from __future__ import annotations
 
 import argparse
@@ -132,13 +135,31 @@ def page_errors(v: dict, errors: list) -> None:
         errors.append(f"{v['kind']}: connection error shown")
 
 
+def one_visitor(browser, url: str, pid: int | None) -> dict:
+    """One playground visitor alone (the scene already built): its first drawn frame, the
+    chromium CPU seconds that cost, and Play's frames per second and chromium cores."""
+    v = visit(browser, url, PLAYGROUND, [], "alone")
+    c0 = cpu_by_kind(pid)
+    v["page"].wait_for_function("() => window.__drawn")
+    ttf = v["page"].evaluate("window.__drawn") / 1000 - v["t0"]
+    v["page"].wait_for_function(FRAMES_IN)
+    time.sleep(1.0)  # what the page does right after its first frame
+    c1 = cpu_by_kind(pid)
+    v["page"].locator(".updatemenu-button").filter(has_text="Play").first.click()
+    distinct, _ = v["page"].evaluate(SAMPLE, 4000)
+    c2 = cpu_by_kind(pid)
+    v["ctx"].close()
+    return {"ttf": ttf, "load_cpu": c1.get("chromium", 0) - c0.get("chromium", 0),
+            "fps": distinct / 4.0, "play_cores": (c2.get("chromium", 0) - c1.get("chromium", 0)) / 4.0}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--visitors-playground", type=int, default=7)
     ap.add_argument("--visitors-lab", type=int, default=3)
     ap.add_argument("--url", help="a running app (default: start one)")
     ap.add_argument("--pid", type=int, help="with --url: the server's pid (for memory)")
-    ap.add_argument("--settle", type=float, default=90.0, help="s to wait for memory to return")
+    ap.add_argument("--settle", type=float, default=150.0, help="s to wait for memory to return")
     ap.add_argument("--grid-deadline", type=float, default=200.0)
     a = ap.parse_args()
     from playwright.sync_api import TimeoutError as Timeout
@@ -150,7 +171,10 @@ def main() -> int:
         warm = browser.new_context()
         warm.new_page().goto(url + PLAYGROUND)
         warm.pages[0].wait_for_function(FRAMES_IN, timeout=180_000)
+        warm.pages[0].goto(url + LAB)  # the lab's modules load once per server, not per visitor
+        warm.pages[0].get_by_role("button", name="Run grid").wait_for(timeout=180_000)
         warm.close()
+        alone = one_visitor(browser, url, pid)
         time.sleep(2.0)
         base, nproc0, base_own = tree_rss(pid)
         peak = Peak(pid)
@@ -233,6 +257,13 @@ def main() -> int:
         f"{k} {cpu1.get(k, 0) - cpu0.get(k, 0):.1f}" for k in ("server", "chromium", "other")))
     print("  each (s): playground " + " ".join(f"{v['ttf']:.1f}" for v in pgs)
           + " | lab " + " ".join(f"{v['ttf']:.1f}" for v in labs))
+    n, cores = len(vs), os.cpu_count()
+    print(f"  one visitor alone: first frame {alone['ttf']:.1f} s, {alone['load_cpu']:.1f} CPU s of chromium; "
+          f"so {n} browsers on {cores} cores need >= {n * alone['load_cpu'] / cores:.0f} s for their "
+          f"first frames before the server does anything")
+    print(f"  one visitor alone: Play {alone['fps']:.1f} frames/s using {alone['play_cores']:.2f} cores of "
+          f"chromium; {len(pgs)} players on {cores} cores can reach at most "
+          f"{alone['fps'] * min(1.0, cores / max(len(pgs) * alone['play_cores'], 1e-9)):.1f} frames/s")
     print(f"Play under load: {fps:.1f} distinct frames/s (target >= {FPS_TARGET:.0f}: ratio "
           f"{fps / FPS_TARGET:.2f}) {ok(fps >= FPS_TARGET)}; browser paints {paints:.0f}/s before Play")
     if labs:
