@@ -136,7 +136,7 @@ def field_on_grid(scene: Scene, frame: Frame, cls: int, dyn: Dynamics, xs, ys) -
     block = max(1, SERIAL_ELEMENTS // max(1, len(src)))
     with torch.no_grad():
         psi = torch.cat([field.class_potential(grid[i:i + block], src, lab, int(cls),
-                                                 **dyn.physics_kwargs())
+                                               **dyn.physics_kwargs())
                          for i in range(0, len(grid), block)])
     return psi.numpy().reshape(len(ys), len(xs))
 

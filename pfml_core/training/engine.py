@@ -102,7 +102,7 @@ def run_epoch(model, loss_fn, optimizer, loader, device, should_stop, on_batch,
         if should_stop is not None and should_stop():
             return float("nan"), True
         batch_losses.append(train_step(model, loss_fn, optimizer, _to(x, device), _to(y, device),
-                                 config.amp, frozen))
+                                       config.amp, frozen))
         if on_batch is not None:
             on_batch(i + 1, len(loader), batch_losses[-1])
     return float(np.mean(batch_losses)), False
@@ -168,7 +168,7 @@ def train(config: TrainConfig, callback: Callable | None = None,
     backbone = [p for p in model.trunk.parameters() if p.requires_grad]
     model = distributed.wrap_model(model, device)
     loss_fn = losses.make(config.loss, prep.train.num_classes, config.embedding_size,
-                             **config.loss_params).to(device)
+                          **config.loss_params).to(device)
     distributed.sync_module(loss_fn)  # the same start on every rank
     step_loss = distributed.GatheredLoss(loss_fn)  # all ranks' embeddings, float32 energy
     optimizer = torch.optim.Adam(
