@@ -166,13 +166,12 @@ def main() -> int:
     app_config = load_run(app["folder"]).config
     assert app_config.to_dict() | {"loss_params": {}} == config.to_dict(), app_config
     libs.append(library_run(config))
-    report(app, [lib[0] for lib in libs], [lib[1] for lib in libs])
+    quiet = report(app, [lib[0] for lib in libs], [lib[1] for lib in libs])
     print(f"CPU seconds during the app run ({os.cpu_count()} cores x {app['wall']:.1f} s = "
           f"{os.cpu_count() * app['wall']:.0f} available): " + ", ".join(
               f"{k} {v:.1f}" for k, v in sorted(app["cpu"].items(), key=lambda kv: -kv[1])))
     share = app["cpu"].get("chromium", 0.0) / app["wall"]
     beside = library_beside_browser(config, min(max(share, 0.05), 0.95))
-    quiet = float(np.mean([np.median(np.diff(lib[0])) for lib in libs]))
     print(f"library beside a stand-in for the browser (its own session burning {share:.2f} of a core "
           f"in bursts, chromium's share during the app run): {np.median(np.diff(beside[0])):.2f} s per "
           f"epoch -> {np.median(np.diff(beside[0])) / quiet:.2f}x the quiet library")
@@ -182,7 +181,8 @@ def main() -> int:
     return 0
 
 
-def report(app: dict, lib_ends: list[list[float]], lib_totals: list[float]) -> None:
+def report(app: dict, lib_ends: list[list[float]], lib_totals: list[float]) -> float:
+    """Prints the app against the library; returns the library's seconds per epoch."""
     ends = [app["ends"][e] for e in sorted(app["ends"])]
     app_epoch = float(np.median(np.diff(ends)))
     lib_epoch = float(np.mean([np.median(np.diff(e)) for e in lib_ends]))
@@ -198,6 +198,7 @@ def report(app: dict, lib_ends: list[list[float]], lib_totals: list[float]) -> N
     print("epoch end -> its UMAP on screen: " + " ".join(f"{d:.1f}" for d in delays)
           + f" s; worst after epoch 0 {max(delays[1:]):.1f} s (target <= 3 s) "
           f"{'OK' if max(delays[1:]) <= 3 else 'OVER'}")
+    return lib_epoch
 
 
 if __name__ == "__main__":

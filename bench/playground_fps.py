@@ -44,10 +44,17 @@ WATCH = """() => { const img = () => { const i = document.querySelector('.js-plo
 def play_fps(page, seconds: float = 4.0) -> tuple[float, float]:
     """(distinct on-screen positions per second under Play, paints per second idle)."""
     _, paints = page.evaluate(SAMPLE, 2000)  # the browser's own ceiling, same page, idle
+    fps = played(page, seconds)
+    page.locator(".updatemenu-button").filter(has_text="Pause").first.click()
+    return fps, paints / 2.0
+
+
+def played(page, seconds: float = 4.0) -> float:
+    """Press Play and sample for `seconds` (it keeps playing): distinct on-screen positions
+    per second."""
     page.locator(".updatemenu-button").filter(has_text="Play").first.click()
     distinct, _ = page.evaluate(SAMPLE, seconds * 1000)
-    page.locator(".updatemenu-button").filter(has_text="Pause").first.click()
-    return distinct / seconds, paints / 2.0
+    return distinct / seconds
 
 
 def slider_latency(page, key: str) -> tuple[float, float]:
