@@ -74,15 +74,24 @@ def test_umap_warm_start_is_stable():
     x = centers[y] + rng.normal(size=(160, 16))
     first = projection.project(x, "umap")
     second = projection.project(x + 0.01 * rng.normal(size=x.shape), "umap", previous=first)
-    cold = projection.project(x + 0.01 * rng.normal(size=x.shape), "umap", seed=7)
     spread = np.abs(first - first.mean(0)).mean()
-    # warm-started and rotated: points barely move; a cold start would land elsewhere
-    moved = np.abs(second - first).mean()
-    assert moved < 0.35 * spread and moved < 0.5 * np.abs(cold - first).mean()
-    # the classes stay separated in the map, and the map keeps its size
+    assert np.abs(second - first).mean() < 0.5 * spread
     means = np.stack([second[y == c].mean(0) for c in range(4)])
     assert min(np.linalg.norm(means[i] - means[j]) for i in range(4) for j in range(i)) > spread
     assert 0.5 < np.abs(second - second.mean(0)).mean() / spread < 2
+    # A cold start lands wherever its PCA init puts the classes, on some machines right on
+    # the first map; only a warm start keeps a layout that a cold one cannot produce: class 0
+    # pushed far from the others stays far (a cold start, rotated onto it, keeps < 0.5 of it)
+    means = np.stack([first[y == c].mean(0) for c in range(4)])
+    away = means[0] - means[1:].mean(0)
+    previous = first + np.where(y[:, None] == 0, 3 * away, 0).astype(np.float32)
+    warm = projection.project(x + 0.01 * rng.normal(size=x.shape), "umap", previous=previous)
+
+    def distance_of_class_0(layout):
+        m = np.stack([layout[y == c].mean(0) for c in range(4)])
+        return np.linalg.norm(m[0] - m[1:].mean(0))
+
+    assert distance_of_class_0(warm) > 0.75 * distance_of_class_0(previous)
 
 
 @pytest.mark.slow
