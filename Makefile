@@ -1,4 +1,5 @@
 # make run: set up .venv from the pinned requirements.txt and start the app.
+# make lint: ruff and the import-linter contracts (pyproject.toml); .ci/run runs it first.
 # make test: same set-up plus the test tools (requirements-dev.txt), then every test
 #            (browser tests skip loudly without chromium). make test-fast: the quick subset.
 PYTHON ?= python3
@@ -11,7 +12,7 @@ PORT ?= 8501
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: run test test-fast bench assets clean
+.PHONY: run test test-fast lint bench assets clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,10 @@ run: $(STAMP)
 
 test: $(DEV_STAMP)
 	timeout -k 30 80m $(PY) -m pytest
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not browser and not slow and not distributed"
