@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pfml_core.eval import projection  # first: sets NUMBA_CACHE_DIR before umap loads
+from pfml_core.training import TrainConfig, load_run, snapshots, train
 
-from pfml_core.eval import projection  # noqa: E402  (sets NUMBA_CACHE_DIR before umap loads)
-from pfml_core.training import TrainConfig, load_run, snapshots, train  # noqa: E402
-from appserver import processes, serve  # noqa: E402
+from appserver import processes, serve
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CHROMIUM_ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
 # installed in the page: records when each epoch's UMAP map is first on screen (Date.now(), the

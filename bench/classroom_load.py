@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from appserver import processes, serve  # noqa: E402
-from playground_fps import CHROMIUM, FRAMES_IN, SAMPLE, played  # noqa: E402
+from appserver import processes, serve
+from playground_fps import CHROMIUM, FRAMES_IN, SAMPLE, played
 
 ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
 TTF_P95_S, FPS_TARGET, MEM_SLACK = 5.0, 15.0, 0.10
@@ -231,7 +230,8 @@ def main() -> int:
         peak.stop.set()
         peak.join()
         after, nproc, own = tree_rss(pid)
-        while pid and time.time() - t_closed < a.settle and (after > base * (1 + MEM_SLACK) or nproc > nproc0):
+        while pid and time.time() - t_closed < a.settle and (
+                after > base * (1 + MEM_SLACK) or nproc > nproc0):
             time.sleep(2.0)
             after, nproc, own = tree_rss(pid)
         settled = time.time() - t_closed
@@ -255,7 +255,8 @@ def main() -> int:
     print("  each (s): playground " + " ".join(f"{v['ttf']:.1f}" for v in pgs)
           + " | lab " + " ".join(f"{v['ttf']:.1f}" for v in labs))
     n, cores = len(vs), os.cpu_count()
-    print(f"  one visitor alone: first frame {alone['ttf']:.1f} s, {alone['load_cpu']:.1f} CPU s of chromium; "
+    print(f"  one visitor alone: first frame {alone['ttf']:.1f} s, "
+          f"{alone['load_cpu']:.1f} CPU s of chromium; "
           f"so {n} browsers on {cores} cores need >= {n * alone['load_cpu'] / cores:.0f} s for their "
           f"first frames before the server does anything")
     print(f"  one visitor alone: Play {alone['fps']:.1f} frames/s using {alone['play_cores']:.2f} cores of "

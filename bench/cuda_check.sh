@@ -3,13 +3,13 @@
 #   bash bench/cuda_check.sh [OUT_DIR]
 # 1. the loss on the GPU: float16/bfloat16 embeddings give the float32 loss; NO host sync
 #    inside the energy (torch.cuda.set_sync_debug_mode("error") around forward+backward);
-#    the sync-free kernel equals the previous kernel (tests/kernel_reference.py) in
-#    float64; bad labels still raise a ValueError (on-device flags, verify()).
+#    the sync-free kernel equals the loss's definition (pfml_core.physics.definition)
+#    in float64; bad labels still raise a ValueError (on-device flags, verify()).
 # 2. an in-memory run with --device cuda --amp.
 # 3. torchrun (NCCL, one process) on a generated SOP-layout folder with the paper's SOP
 #    config shrunk (ResNet-50, weights=None, batch 100 = 50 classes x 2, bf16, frozen BN).
-# 4. the loss vs the Gram floor and vs the previous kernel at paper and SOP scale
-#    (bench/loss_scaling.py --sop); target: <= 1.5x the floor at 1,570 points.
+# 4. the loss vs the Gram floor and vs its plain definition at paper and SOP scale
+#    (bench/loss_speed.py --sop); target: <= 1.5x the floor at 1,570 points.
 # 5. the sharded energy under torchrun, 2 processes, float64: loss and gradients equal one
 #    process. NCCL with 2+ GPUs; on one GPU the 2 processes share it over gloo, because
 #    NCCL (>= 2.5) refuses two ranks on one device. PFML_SHARD_BACKEND overrides.
@@ -41,7 +41,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log, record the
 
 cat > "$W/gpu_loss.py" <<'PY'
 import sys, torch
-from tests.kernel_reference import reference_gram_energy
+from pfml_core.physics import definition
 from pfml_core.physics import PotentialFieldLoss, total_energy
 from pfml_core.physics.kernel import gram_energy
 assert torch.cuda.is_available(), "no CUDA device"
@@ -72,17 +72,18 @@ for check in (False, None):  # None: the default, on-device flags instead of val
     finally:
         torch.cuda.set_sync_debug_mode("default")
     print(f"PASS no host sync in forward+backward (check={check})")
-# the sync-free kernel equals the previous one on the GPU (float64)
+# the sync-free kernel equals the definition on the GPU (float64)
 g = torch.Generator(device=dev).manual_seed(0)
 x = torch.nn.functional.normalize(torch.randn(1570, 512, device=dev, dtype=torch.float64, generator=g), dim=-1)
 yy = torch.randint(0, 98, (1570,), device=dev, generator=g)
 for alpha in (3.0, 2.5):
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-    new, old = gram_energy(a, yy, alpha, 0.2, 0.2, 1e-6), reference_gram_energy(b, yy, alpha, 0.2, 0.2, 1e-6)
+    new = gram_energy(torch.nn.functional.normalize(a, dim=-1), yy, alpha, 0.2, 0.2, 1e-6)
+    old = definition.total_energy(b, yy, alpha=alpha, delta=0.2, delta_rep=0.2, eps=1e-6)
     new.backward(); old.backward()
-    torch.testing.assert_close(new, old, rtol=1e-12, atol=0)
-    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10 * float(b.grad.abs().max()))
-    print(f"PASS sync-free kernel == previous kernel on cuda, float64, alpha {alpha}")
+    torch.testing.assert_close(new, old, rtol=1e-10, atol=0)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-8, atol=1e-8 * float(b.grad.abs().max()))
+    print(f"PASS sync-free kernel == definition on cuda, float64, alpha {alpha}")
 # bad input still raises: on-device flags read by verify()
 paper = PotentialFieldLoss(98, 512, proxies_per_class=15).to(dev)
 paper(emb, torch.full((100,), 98, device=dev))
@@ -122,11 +123,11 @@ PY
 cat > "$W/loss_bench.py" <<'PY'
 import sys
 sys.path.insert(0, "bench")
-import loss_scaling
-rows = loss_scaling.main(["--device", "cuda", "--sizes", "200", "1600", "4000", "--sop", "--repeats", "20"])
+import loss_speed
+rows = loss_speed.main(["--device", "cuda", "--sizes", "200", "1600", "4000", "--sop", "--repeats", "20"])
 paper = next(r for r in rows if r["n"] == 1570)
 ratio = paper["t_loss"] / paper["t_floor"]
-print(f"paper scale: loss {paper['t_loss'] * 1e3:.2f} ms, previous kernel {paper['t_before'] * 1e3:.2f} ms, "
+print(f"paper scale: loss {paper['t_loss'] * 1e3:.2f} ms, plain definition {paper['t_plain'] * 1e3:.2f} ms, "
       f"floor {paper['t_floor'] * 1e3:.2f} ms: {ratio:.2f}x the floor (target <= 1.5x: "
       f"{'MET' if ratio <= 1.5 else 'NOT MET'})")
 PY
@@ -183,7 +184,7 @@ for shard in (True, False):
 distributed.shutdown()
 PY
 
-step "loss on the GPU (half precision, no host sync, kernel == previous, bad labels)" 300 \
+step "loss on the GPU (half precision, no host sync, kernel == definition, bad labels)" 300 \
     "$PY" "$W/gpu_loss.py"
 step "generate data" 120 "$PY" "$W/make_data.py" "$W"
 step "in-memory data, one process, --device cuda --amp" 600 bash -c "
@@ -196,7 +197,7 @@ step "torchrun, NCCL, SOP layout, ResNet-50 bf16" 900 bash -c "
     '$PY' -m torch.distributed.run --standalone --nproc_per_node=1 -m pfml_core train \
         --config '$W/sop_tiny.toml' --data-root '$W/sop' --max-batches 5 --out '$W/run_sop' &&
     cp '$W/run_sop/metrics.csv' '$OUT/metrics_sop.csv' && cat '$OUT/metrics_sop.csv'"
-step "loss vs Gram floor and previous kernel, paper + SOP scale" 900 "$PY" "$W/loss_bench.py"
+step "loss vs Gram floor and plain definition, paper + SOP scale" 900 "$PY" "$W/loss_bench.py"
 step "sharded energy under torchrun, 2 processes, float64 == one process" 600 \
     "$PY" -m torch.distributed.run --standalone --nproc_per_node=2 "$W/sharded.py"
 

@@ -72,9 +72,10 @@ def main() -> None:
         print(f"{r['loss']:>13} {r['noise']:.0%}: R@1 {100 * r['R@1 mean']:.1f} ± {100 * r['R@1 std']:.1f} "
               f"({int(r['n'])} seeds, {r['seconds mean']:.0f} s/run)")
     g = lab.gain(agg)
+    paper_gain = lab_paper.noise_gain()
     for noise, diff in zip(g["noise"], g["gain"]):
         print(f"measured PFML - Proxy Anchor R@1 at {noise:.0%}: {100 * diff:+.1f} points "
-              f"(paper at 20%: CUB {lab_paper.noise_gain()['CUB']:+.1f}, Cars {lab_paper.noise_gain()['Cars']:+.1f})")
+              f"(paper at 20%: CUB {paper_gain['CUB']:+.1f}, Cars {paper_gain['Cars']:+.1f})")
     _memorization(store, gid)
     print("suspect labels (mean ± std over seeds): AUROC and precision at the number of flips")
     for _, r in agg[agg["noise"] > 0].iterrows():

@@ -36,7 +36,8 @@ WATCH = """() => { const img = () => { const i = document.querySelector('.js-plo
   const tick = () => { const b = window.__bench, now = performance.now();
     if (b.drawn === null && img() !== before && img() !== null) b.drawn = now - b.t0;
     const g = document.querySelector('.js-plotly-plot');
-    if (b.drawn !== null && g && g._transitionData && g._transitionData._frames.length > 1) b.frames = now - b.t0;
+    if (b.drawn !== null && g && g._transitionData && g._transitionData._frames.length > 1)
+      b.frames = now - b.t0;
     if (b.frames === null && now - b.t0 < 60000) requestAnimationFrame(tick); };
   requestAnimationFrame(tick); }"""
 
@@ -60,7 +61,8 @@ def played(page, seconds: float = 4.0) -> float:
 def slider_latency(page, key: str) -> tuple[float, float]:
     """ms from pressing `key` on the alpha slider to (new field on screen, frames arrived)."""
     page.evaluate(WATCH)
-    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="decay alpha").get_by_role("slider").first
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="decay alpha")
+    thumb = slider.get_by_role("slider").first
     thumb.focus()
     page.evaluate("() => { window.__bench.t0 = performance.now(); }")
     thumb.press(key)

@@ -1,10 +1,6 @@
 """The fast PFML paths (kernel.gram_energy, field._field, field.forces) against THE
-definition, POTENTIALS["pfml"], summed by a naive loop over pairs and differentiated by
-autograd; the Gram kernel against the previous kernel (kept here as the exact reference,
-not in production); row shards against the whole; and no host sync in the energy.
-
-The previous kernel (tests/kernel_reference.py, verbatim from before the sync-free
-rewrite) gathered the same-class pairs with `nonzero()`: a host sync on a GPU."""
+definition (physics.definition, and POTENTIALS["pfml"] summed by a naive loop over pairs),
+differentiated by autograd; row shards against the whole; and no host sync in the energy."""
 import itertools
 
 import pytest
@@ -12,7 +8,7 @@ import torch
 
 from pfml_core.physics import PotentialFieldLoss, field as ph, kernel
 from pfml_core.physics.potentials import POTENTIALS
-from tests.kernel_reference import reference_gram_energy
+from pfml_core.physics import definition
 
 F64 = torch.float64
 PFML = POTENTIALS["pfml"]
@@ -58,7 +54,7 @@ def test_gram_kernel_equals_naive_loop_and_autograd(alpha):
 @pytest.mark.parametrize("rows_per_block", [None, 37])
 @pytest.mark.parametrize("keys", ["float ids (CPU)", "labels (GPU)"])
 @pytest.mark.parametrize("alpha", ALPHAS)
-def test_gram_kernel_equals_the_previous_kernel(alpha, keys, rows_per_block, monkeypatch):
+def test_gram_kernel_equals_the_definition(alpha, keys, rows_per_block, monkeypatch):
     if keys.startswith("labels"):  # the GPU way of telling classes apart, run on the CPU
         monkeypatch.setattr(kernel, "_class_keys", lambda labels, dtype: labels)
     if rows_per_block:  # several blocks of rows, the last one short
@@ -66,17 +62,19 @@ def test_gram_kernel_equals_the_previous_kernel(alpha, keys, rows_per_block, mon
     g = torch.Generator().manual_seed(1)
     x = torch.nn.functional.normalize(torch.randn(300, 64, generator=g, dtype=F64), dim=-1)
     x = (x[torch.randint(0, 60, (300,), generator=g)] + 0.2 * x) / 1.2  # pairs inside delta too
+    x = torch.nn.functional.normalize(x, dim=-1)
     y = torch.randint(0, 20, (300,), generator=g)
     x[5], y[5], y[6] = x[6], 0, 1
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-    new = kernel.gram_energy(a, y, alpha, 0.2, 0.3, ph.EPS)
-    old = reference_gram_energy(b, y, alpha, 0.2, 0.3, ph.EPS)
-    new.backward()
-    old.backward()
-    torch.testing.assert_close(new, old, rtol=1e-12, atol=0)
-    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10 * b.grad.abs().max().item())
+    # the kernel takes unit points; the definition normalises them itself
+    fast = kernel.gram_energy(torch.nn.functional.normalize(a, dim=-1), y, alpha, 0.2, 0.3, ph.EPS)
+    ref = definition.total_energy(b, y, alpha=alpha, delta=0.2, delta_rep=0.3, eps=ph.EPS)
+    fast.backward()
+    ref.backward()
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=0)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-8, atol=1e-8 * b.grad.abs().max().item())
     with torch.no_grad():  # the forward-only path gives the same value
-        torch.testing.assert_close(kernel.gram_energy(x, y, alpha, 0.2, 0.3, ph.EPS), old.detach())
+        torch.testing.assert_close(kernel.gram_energy(x, y, alpha, 0.2, 0.3, ph.EPS), ref.detach())
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5])
@@ -175,12 +173,12 @@ def test_energy_forward_and_backward_never_read_values_back(no_host_sync):
     assert emb.grad is not None and loss.proxies.grad is not None
 
 
-def test_the_sync_detector_catches_the_previous_kernel_and_value_checks(no_host_sync):
-    """The detector is not blind: nonzero() and the value checks are caught."""
+def test_the_sync_detector_catches_nonzero_and_value_checks(no_host_sync):
+    """The detector is not blind: nonzero() (how a kernel gathers pairs with a host sync)
+    and the value checks are caught."""
     emb, y = _loss_inputs()
-    x = torch.nn.functional.normalize(emb.detach(), dim=-1).requires_grad_()
     with pytest.raises(_SyncCalled, match="nonzero"):
-        reference_gram_energy(x, y, 3.0, 0.2, 0.2, ph.EPS)
+        (y[:, None] == y[None, :]).nonzero(as_tuple=True)
     with pytest.raises(_SyncCalled):
         ph.total_energy(emb, y, alpha=3.0, delta=0.2, check=True)
     with pytest.raises(_SyncCalled):  # CPU default: value checks on

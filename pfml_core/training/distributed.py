@@ -8,7 +8,7 @@ points (physics.kernel.RowShard). Once per step the partial energies are all-red
 dL/dX and dL/dP, exactly the single-process ones (the pair matrix is symmetric, so rows
 [a, b) of the matrix give rows [a, b) of the gradient). `_GatherShared` hands the local
 rows back times W, because DDP divides the backbone gradient by W; the proxies need no
-averaging. Per-rank pair work falls as 1/W (bench/loss_scaling.py --ranks).
+averaging. Per-rank pair work falls as 1/W (bench/loss_speed.py --ranks).
 
 Other losses (replicated): every rank gathers X and computes the SAME full loss L(X, P).
 `gather_with_grad`'s backward sums dL/dX over the W ranks (all-reduce) and keeps the
