@@ -28,6 +28,8 @@ from tests import abuse_files as af  # noqa: E402
 
 from pfml_core import data  # noqa: E402
 
+import report
+
 MAX_PEAK_MIB = 1024
 PLANTED = ("hunter2", "![x]", "HOST", "PackageKit", "1.25")  # content that must never show
 
@@ -193,4 +195,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report.run(main))

@@ -27,6 +27,7 @@ import numpy as np
 from pfml_core.eval import projection  # first: sets NUMBA_CACHE_DIR before umap loads
 from pfml_core.training import TrainConfig, load_run, snapshots, train
 
+import report
 from appserver import processes, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +167,7 @@ def main() -> int:
     app_config = load_run(app["folder"]).config
     assert app_config.to_dict() | {"loss_params": {}} == config.to_dict(), app_config
     libs.append(library_run(config))
-    quiet = report(app, [lib[0] for lib in libs], [lib[1] for lib in libs])
+    quiet = print_report(app, [lib[0] for lib in libs], [lib[1] for lib in libs])
     print(f"CPU seconds during the app run ({os.cpu_count()} cores x {app['wall']:.1f} s = "
           f"{os.cpu_count() * app['wall']:.0f} available): " + ", ".join(
               f"{k} {v:.1f}" for k, v in sorted(app["cpu"].items(), key=lambda kv: -kv[1])))
@@ -181,7 +182,7 @@ def main() -> int:
     return 0
 
 
-def report(app: dict, lib_ends: list[list[float]], lib_totals: list[float]) -> float:
+def print_report(app: dict, lib_ends: list[list[float]], lib_totals: list[float]) -> float:
     """Prints the app against the library; returns the library's seconds per epoch."""
     ends = [app["ends"][e] for e in sorted(app["ends"])]
     app_epoch = float(np.median(np.diff(ends)))
@@ -202,4 +203,4 @@ def report(app: dict, lib_ends: list[list[float]], lib_totals: list[float]) -> f
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report.run(main))

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+import report
 from appserver import processes, serve
 from playground_fps import CHROMIUM, FRAMES_IN, SAMPLE, played
 
@@ -283,4 +284,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report.run(main))

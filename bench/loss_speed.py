@@ -30,6 +30,7 @@ import json
 import math
 import os
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ import torch
 
 from pfml_core.physics import definition
 from pfml_core.physics.loss import PotentialFieldLoss
+
+import report
 
 SIZES = (200, 400, 800, 1600, 2400, 3200, 4000)
 PAPER = (100, 98, 15)  # B, classes, proxies per class (Cars, docs/method.md, section 5)
@@ -315,4 +318,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report.run(main))

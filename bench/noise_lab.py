@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from pfml_core.lab import grid as lab
 from pfml_core.lab import measure, regime, worker
 from pfml_core.lab import paper as lab_paper
 from pfml_core.lab.store import Store
+
+import report
 
 
 def _grid(a) -> tuple[dict, list]:
@@ -88,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report.run(main))

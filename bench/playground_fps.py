@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 
+import report
 from appserver import serve
 
 CHROMIUM = "/usr/bin/chromium"
@@ -105,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report.run(main))

@@ -1,0 +1,159 @@
+"""Every hostile input of a shared classroom server in one table (pytest -m abuse -s shows
+it): input, outcome, the child's peak memory, time, and whether its message leaked a path
+or planted content. Each runs in a forked child (tests/abuse_files.measure); none may crash,
+pass 1 GiB, or leak. The inputs of each kind are tested in detail in the other abuse tests."""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pfml_core import data
+from tests import abuse_files as af
+
+pytestmark = pytest.mark.abuse
+MAX_PEAK_MIB = 1024
+PLANTED = ("hunter2", "![x]", "HOST", "PackageKit", "1.25")  # content that must never show
+
+
+def _zip_entries(path: Path, n: int) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(n):
+            zf.writestr(f"set/c{i % 2}/{i}.png", b"")
+    return path
+
+
+def _csv_bomb(path: Path, mib: int) -> Path:
+    line = ("0," * 63 + "0\n").encode()  # 64 cells in 128 bytes
+    with open(path, "wb") as f:
+        for _ in range(mib * 2**20 // (len(line) * 1024)):
+            f.write(line * 1024)
+    return path
+
+
+def _load(path: str) -> str:
+    d = data.load_dataset(path)
+    return f"loaded {len(d.y)} samples of {d.num_classes} classes"
+
+
+def _split(path: str) -> str:
+    train, test = data.split(data.load_dataset(path), "zero-shot")
+    return f"split {len(train.y)} / {len(test.y)}"
+
+
+def _loss_on_empty_batch() -> str:
+    import torch
+
+    from pfml_core.physics import PotentialFieldLoss
+
+    return str(PotentialFieldLoss(4, 8, 2)(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)))
+
+
+def _repeated_key() -> str:
+    from pfml_core.playground import url_state
+
+    _, _, notices = url_state.parse({"pg_alpha": ["2.5", "4"]})
+    assert notices, "no notice: the first value was dropped silently"
+    return f"notice: {notices[0]}"
+
+
+def _damaged_store(path: Path) -> str:
+    from pfml_core.lab.store import Store
+
+    s = Store(path)
+    kept = getattr(s, "recovered", None)
+    return f"moved aside as {kept.name}, fresh store with {len(s.grids())} grids" if kept \
+        else "opened"
+
+
+def _upload(name: str, raw: bytes, folder: Path) -> str:
+    try:
+        return f"stored as {data.store_upload(name, raw, folder).name}"
+    finally:
+        assert not any(folder.iterdir()), "a refused upload was kept"
+
+
+def _ref(ref: str, uploads: Path, root: Path | None) -> str:
+    return f"opened {Path(data.resolve_dataset_ref(ref, uploads, root)).name}"
+
+
+def _markdown(text: str) -> str:
+    from studio import safe
+
+    return f"shown as text: {safe.plain(text)}"
+
+
+def cases(tmp: Path) -> list[tuple[str, str, object, tuple]]:
+    """(input, expected outcome, function, args)."""
+    np.save(tmp / "one.npy", np.zeros((4, 2)))
+    os.replace(tmp / "one.npy", tmp / "renamed.npz")
+    X = np.ones((8, 2))
+    X[0, 0] = 1e300
+    (tmp / "headerless.csv").write_text("1.25,hunter2,0\n3.5,x,1\n")
+    (tmp / "header.csv").write_text("![x](http://HOST/t.png),b\n1,2\n")
+    root = tmp / "root"
+    af.image_folder(root / "pets")
+    (root / "escape").symlink_to("/etc")
+    uploads = tmp / "runs" / "_uploads"
+    uploads.mkdir(parents=True)
+    big_png = af.image_zip(tmp / "13k.zip", {"set/cats/big.png": af.png_zeros(13_000, 13_000)})
+    hostile = "![x](http://HOST/t.png) [a](https://e.x)"
+    entry = af.image_zip(tmp / "e.zip", {"set/cats/x.png": bytes(65 * 2**20)})
+    return [
+        ("control: a zip of 6 small images", "ok", _load, (str(af.image_zip(tmp / "ok.zip")),)),
+        ("zip: a 13,000 x 13,000 PNG (0.8 GiB decoded)", "refused", _load, (str(big_png),)),
+        ("zip: one entry of 65 MiB", "refused", _load, (str(entry),)),
+        ("zip: 120,000 entries", "refused", _load, (str(_zip_entries(tmp / "n.zip", 120_000)),)),
+        (".npz: header claims shape (2**40, 4)", "refused", _load,
+         (str(af.npz_claiming(tmp / "f.npz", (2**40, 4), data_bytes=64)),)),
+        (".npz: header claims (2**27, 1), 1 GiB", "refused", _load,
+         (str(af.npz_claiming(tmp / "z.npz", (2**27, 1), data_bytes=64)),)),
+        (".npy renamed .npz", "refused", _load, (str(tmp / "renamed.npz"),)),
+        (".csv 80 MiB of '0,' (320 MiB parsed)", "refused", _load,
+         (str(_csv_bomb(tmp / "b.csv", 80)),)),
+        ("headerless .csv (first row is data)", "refused", _load, (str(tmp / "headerless.csv"),)),
+        (".csv header ![x](http://HOST/t.png)", "refused", _load, (str(tmp / "header.csv"),)),
+        ("X holding 1e300 (inf in float32)", "refused", _load,
+         (str(af.features_npz(tmp / "big.npz", X, np.arange(8) % 4)),)),
+        ("one sample per class, zero-shot", "refused", _split,
+         (str(af.features_npz(tmp / "one.npz", np.eye(6), np.arange(6))),)),
+        ("empty batch to the loss", "refused", _loss_on_empty_batch, ()),
+        ("URL ?pg_alpha=2.5&pg_alpha=4", "ok", _repeated_key, ()),
+        ("app path /etc", "refused", _ref, ("/etc", uploads, root)),
+        ("app path /no/such/dir", "refused", _ref, ("/no/such/dir", uploads, root)),
+        ("app path ../../etc", "refused", _ref, ("../../etc", uploads, root)),
+        ("app path escape/passwd (link to /etc)", "refused", _ref, ("escape/passwd", uploads, root)),
+        ("app path pets (under the data root)", "ok", _ref, ("pets", uploads, root)),
+        ("app path pets, no data root set", "refused", _ref, ("pets", uploads, None)),
+        ("upload: headerless .csv", "refused", _upload, ("mine.csv", b"1.25,hunter2\n3,4\n", uploads)),
+        ("lab.sqlite overwritten with text", "ok", _damaged_store,
+         (af.damaged_store(tmp / "a.sqlite"),)),
+        ("lab.sqlite truncated", "ok", _damaged_store,
+         (af.damaged_store(tmp / "b.sqlite", "truncated"),)),
+        (f"error text {hostile}", "ok", _markdown, (hostile,)),
+    ]
+
+
+def leaks(message: str, tmp: Path) -> bool:
+    text = message.split("shown as text: ", 1)[-1]  # the escaped text is the point there
+    escaped = text != message
+    return str(tmp) in text or f"/{tmp.name}" in text or (
+        not escaped and any(p in text for p in PLANTED))
+
+
+def test_every_hostile_input_in_one_table(tmp_path, capsys):
+    rows, bad = [], []
+    for label, expect, fn, args in cases(tmp_path):
+        r = af.measure(fn, *args)
+        leak = leaks(r["message"], tmp_path)
+        if leak or r["outcome"] != expect or r["peak_mib"] > MAX_PEAK_MIB:
+            bad.append((label, r))
+        rows.append(f"{label:<50} {r['outcome']:<8} {r['peak_mib']:>8.0f} {r['seconds']:>7.2f}  "
+                    f"{'LEAK' if leak else 'no':<4}  {r['message'][:110]}")
+    with capsys.disabled():
+        print(f"\n{'input':<50} {'outcome':<8} {'peak MiB':>8} {'time s':>7}  leak  message")
+        print("\n".join(rows))
+    assert not bad, bad
