@@ -53,8 +53,10 @@ def _show(top: pd.DataFrame, data: str | None, prefix: str) -> None:
     cols = st.columns(8)
     for i, r in enumerate(top.itertuples()):
         flag = " · flipped" if getattr(r, "flipped", False) else ""
+        # class names from the data, in a caption (Markdown): shown as text
+        given, suggested = safe.plain(r.given_label, 80), safe.plain(r.suggested_label, 80)
         cols[i % 8].image(_image(ds.X[int(r.row)]), clamp=True, width="stretch",
-                          caption=f"#{r.row}: {r.given_label} → {r.suggested_label} · {r.score:.3f}{flag}")
+                          caption=f"#{r.row}: {given} → {suggested} · {r.score:.3f}{flag}")
 
 
 def suspects_panel(runs: list[dict], prefix: str = "noise") -> None:

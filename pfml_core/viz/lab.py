@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pfml_core.lab import paper as lab_paper
+from pfml_core.viz.text import text, texts
 
 PAPER_STYLE = {"dash": "dot", "width": 2}
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -31,7 +32,7 @@ def noise_figure(agg: pd.DataFrame, metric: str = "R@1", labels: dict | None = N
     fig = go.Figure()
     for loss, g in agg.sort_values("noise").groupby("loss", sort=False):
         fig.add_trace(go.Scatter(
-            x=g["noise"] * 100, y=g[col], name=(labels or {}).get(loss, loss), mode="lines+markers",
+            x=g["noise"] * 100, y=g[col], name=text((labels or {}).get(loss, loss)), mode="lines+markers",
             error_y={"type": "data", "array": g[f"{metric} std"], "visible": True},
             customdata=g["n"], hovertemplate="%{x:.0f}%: %{y:.3f} (n=%{customdata})"))
     fig.update_layout(title=title, xaxis_title="training labels flipped (%)", yaxis_title=metric,
@@ -121,7 +122,7 @@ def memorization_figure(summary: pd.DataFrame, noise: float, labels: dict | None
         return _empty(title, "no finished runs with curves yet")
     fig = make_subplots(1, 2, subplot_titles=("held-out R@1", "flipped samples memorized (share)"))
     for i, (loss, d) in enumerate(g.sort_values("epoch").groupby("loss", sort=False)):
-        name = (labels or {}).get(loss, loss)
+        name = text((labels or {}).get(loss, loss))
         for col, curve in ((1, "R@1"), (2, "memorized")):
             fig.add_trace(go.Scatter(
                 x=d["epoch"], y=d[f"{curve} mean"], name=name, legendgroup=loss,
@@ -149,12 +150,12 @@ def margin_figure(summary: pd.DataFrame, noise: float, labels: dict | None = Non
     if g.empty:
         return _empty(title, "no finished runs with curves yet")
     losses = list(dict.fromkeys(g["loss"]))
-    fig = make_subplots(1, len(losses), subplot_titles=[(labels or {}).get(x, x) for x in losses])
+    fig = make_subplots(1, len(losses), subplot_titles=texts((labels or {}).get(x, x) for x in losses))
     for i, loss in enumerate(losses):
         d = g[g["loss"] == loss].sort_values("epoch")
         for curve, dash in (("margin_clean", "solid"), ("margin_flipped", "dash")):
             fig.add_trace(go.Scatter(
-                x=d["epoch"], y=d[f"{curve} mean"], name=f"{loss}: {curve.split('_')[1]}",
+                x=d["epoch"], y=d[f"{curve} mean"], name=f"{text(loss)}: {curve.split('_')[1]}",
                 mode="lines", line={"color": COLORS[i % len(COLORS)], "dash": dash},
                 error_y={"type": "data", "array": d[f"{curve} std"], "visible": True, "thickness": 1}),
                 row=1, col=i + 1)
