@@ -26,7 +26,7 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	rm -f $(VENV)/.installed-dev-* && touch $@
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m studio.serve app.py --server.port $(PORT)
 
 test: $(DEV_STAMP)
 	timeout -k 30 80m $(PY) -m pytest

@@ -19,7 +19,8 @@ PAGES = {  # section -> (file, title, icon)
               ("pages/sweep.py", "Hyperparameter sweep", ":material/tune:")],
 }
 
-st.set_page_config(page_title="PFML Studio", page_icon=":material/blur_on:", layout="wide")
+# an emoji icon is drawn in the browser; a :material/...: one is fetched from fonts.gstatic.com
+st.set_page_config(page_title="PFML Studio", page_icon="🧲", layout="wide")
 root = Path(__file__).parent
 nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py"))
                  for f, t, i in items if (root / f).exists()]

@@ -36,7 +36,7 @@ def serve(url: str | None = None, pid: int | None = None, runs: Path | None = No
     runs = Path(tempfile.mkdtemp(prefix="pfml-bench-runs-")) if own else Path(runs)
     out = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+        [sys.executable, "-m", "studio.serve", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
         cwd=ROOT, env=dict(os.environ, PFML_RUNS_DIR=str(runs)), stdout=out, stderr=subprocess.STDOUT)

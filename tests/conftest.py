@@ -51,7 +51,7 @@ def _serve(tmp_path_factory):
     env = dict(os.environ, PFML_RUNS_DIR=str(tmp_path_factory.mktemp("runs")))
     log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        [sys.executable, "-m", "studio.serve", str(ROOT / "app.py"),
          "--server.port", str(port), "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -26,7 +26,7 @@ def server(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "PFML_DATA_ROOT"}
     log = open(tmp_path_factory.mktemp("abuse_logs") / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+        [sys.executable, "-m", "studio.serve", str(ROOT / "app.py"), "--server.port",
          str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=dict(env, PFML_RUNS_DIR=str(runs)), stdout=log, stderr=subprocess.STDOUT)
     try:
