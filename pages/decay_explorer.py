@@ -1,5 +1,6 @@
 """Decay explorer: PFML's attraction / repulsion potentials and force vs distance beside
-non-decaying potentials, for the chosen alpha and delta (both in the URL)."""
+non-decaying potentials, for the chosen alpha and delta and up to two more alphas overlaid
+(all in the URL)."""
 import streamlit as st
 
 from pfml_core.playground import url_state as state
@@ -33,5 +34,14 @@ for notice in st.session_state.decay_notices:
 left, right = st.columns([1, 3])
 alpha, delta = (left.slider(c.name, c.low, c.high, c.default, c.step, key=key, help=c.help,
                             bind="query-params") for key, c in CONTROLS.items())
-right.plotly_chart(cache.decay_figure(alpha, delta), key="decay_chart")
+grid = state.BY_NAME["alpha"]
+more = left.multiselect("overlay more alphas (up to 2)", [grid.low + grid.step * i for i in range(
+    int(round((grid.high - grid.low) / grid.step)) + 1)], default=[], max_selections=2,
+    format_func=lambda a: f"{a:g}", key="decay_more", bind="query-params",
+    help="PFML's curves for these alphas too, in lighter blue, to compare decays")
+right.plotly_chart(cache.decay_figure(tuple(sorted({alpha, *more})), delta), key="decay_chart")
+right.caption("Both potential panels use a symmetric-log axis, sign(psi) * log10(1 + |psi| / c), "
+              "linear below c (named on the axis) and logarithmic beyond, so PFML's deep floor at a "
+              "large alpha and the small contrastive curves stay readable side by side; the repulsion "
+              "curve is cut where it leaves the top near d = 0. The tick labels are real values.")
 left.markdown("\n".join(f"- {s}" for s in decay.explanation(alpha, delta)))

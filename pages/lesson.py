@@ -8,6 +8,7 @@ import streamlit as st
 from pfml_core.playground import lesson
 from pfml_core.playground import url_state as state
 from pfml_core.viz import field as vf
+from pfml_core.viz import fieldmap
 from studio import cache
 from studio.nav import use_app_navigation
 
@@ -37,11 +38,12 @@ cls, steps = int(values["field_class"]), int(values["steps"])
 scene = cache.pg_scene(cfg)
 for d in dyns:
     st.caption(f"**{cache.pg_panel_label(d)}**: " +
-               vf.legend_sentence(d.potential, cls, cache.pg_chunk(cfg, d, cls, 0).reference))
-chart, sig = st.empty(), (cfg, dyns, cls, steps)
+               fieldmap.legend_sentence(d.potential, cls, cache.pg_chunk(cfg, d, cls, 0).reference))
+fixed = bool(values["fixed_scale"])
+chart, sig = st.empty(), (cfg, dyns, cls, steps, fixed)
 if st.session_state.get("lesson_drawn") != sig:  # a new scene: step 0 at once, then the animation
-    chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, 0), key="lesson_chart_first", **CHART)
-chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, steps), key="lesson_chart", **CHART)
+    chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, 0, fixed), key="lesson_chart_first", **CHART)
+chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, steps, fixed), key="lesson_chart", **CHART)
 st.session_state.lesson_drawn = sig
 st.caption("Press Play to run the descent; Step moves one step, Reset goes back to the start.")
 if values["compare"] and scene.flipped.any():

@@ -12,6 +12,7 @@ import streamlit as st
 from pfml_core.playground import PRESETS, export
 from pfml_core.playground import url_state as state
 from pfml_core.viz import field as vf
+from pfml_core.viz import fieldmap
 from studio import cache
 from studio.nav import use_app_navigation
 
@@ -96,12 +97,13 @@ except ValueError as err:
 st.caption(PRESETS[cfg.preset].teaches)
 for d in dyns:
     st.caption(f"**{cache.pg_panel_label(d)}**: " +
-               vf.legend_sentence(d.potential, cls, cache.pg_chunk(cfg, d, cls, 0).reference))
-chart, sig = st.empty(), (cfg, dyns, cls, steps)
+               fieldmap.legend_sentence(d.potential, cls, cache.pg_chunk(cfg, d, cls, 0).reference))
+fixed = bool(values["fixed_scale"])
+chart, sig = st.empty(), (cfg, dyns, cls, steps, fixed)
 if st.session_state.get("pg_drawn") != sig:  # a new scene: step 0 at once, then the animation
-    chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, 0), key="pg_chart_first", **CHART)
+    chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, 0, fixed), key="pg_chart_first", **CHART)
     time.sleep(FLUSH_S)  # let the server send step 0 before the descent holds the interpreter
-chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, steps), key="pg_chart", **CHART)
+chart.plotly_chart(cache.pg_figure(cfg, dyns, cls, steps, fixed), key="pg_chart", **CHART)
 st.session_state.pg_drawn = sig
 st.caption(f"Step 0 is the scene as built. The server computed steps 0-{steps}; your browser "
            "plays them: Play, Pause, Step (one step), Reset, or drag the step slider.")
@@ -112,12 +114,14 @@ if values["compare"] and scene.flipped.any():
     st.subheader(f"How far was each mislabeled point dragged in {steps} steps?")
     st.dataframe(vf.compare_table(scene, {p: m.dragged(scene.flipped) for p, m in movies.items()}),
                  key="pg_table")
-last, view = movies["pfml"].frame(-1), movies["pfml"].view
-d = st.columns(3)
-d[0].download_button(f"Step {steps} (PNG)", lambda: export.png_bytes(scene, last, dyns[0], cls, view),
+shown = {cache.pg_panel_label(d): movies[d.potential] for d in dyns}  # the figure's panels
+last = movies["pfml"].frame(-1)
+d = st.columns(4)
+d[0].download_button(f"Step {steps} (PNG)", lambda: export.figure_png(scene, shown, -1, fixed),
                      "pfml_frame.png", "image/png", key="pg_png", on_click="ignore")
-d[1].download_button("Animation (GIF)", lambda: export.gif_bytes(scene, movies["pfml"].frames(), dyns[0],
-                                                                   cls, view),
-                     "pfml_descent.gif", "image/gif", key="pg_gif", on_click="ignore")
-d[2].download_button(f"Scene at step {steps} (CSV)", lambda: export.scene_csv(scene, last),
+for col, fmt, mime in ((d[1], "GIF", "image/gif"), (d[2], "MP4", "video/mp4")):  # the whole figure
+    col.download_button(f"Animation ({fmt})",
+                        lambda fmt=fmt: export.figure_animation(scene, shown, fmt, fixed_scale=fixed),
+                        f"pfml_descent.{fmt.lower()}", mime, key=f"pg_{fmt.lower()}", on_click="ignore")
+d[3].download_button(f"Scene at step {steps} (CSV)", lambda: export.scene_csv(scene, last),
                      "pfml_scene.csv", "text/csv", key="pg_csv", on_click="ignore")

@@ -24,3 +24,14 @@ def test_lesson_scene_url_round_trip_and_play(app_url, page):
     page.wait_for_function("() => +document.querySelector('.js-plotly-plot')._fullLayout._currentFrame >= 20",
                            timeout=30_000)
     assert page.locator(".js-plotly-plot").first.locator("image").count() == 2  # PFML and contrastive
+
+
+def test_scene_5_shows_one_colour_bar_in_words_and_the_stars_on_top(app_url, page):
+    page.goto(f"{app_url}/lesson?scene=5")
+    page.wait_for_function(FRAMES_IN, timeout=120_000)
+    plot = page.locator(".js-plotly-plot").first
+    assert plot.locator(".colorbar").count() == 1  # PFML and contrastive share one scale
+    assert "potential of class 0" in plot.locator(".colorbar .cbtitle").text_content()
+    order = page.evaluate("""() => Array.from(document.querySelector('.js-plotly-plot')
+        .querySelectorAll('.subplot.xy .scatterlayer .trace')).map(t => t.__data__[0].trace.name)""")
+    assert order.index("proxies") > order.index("force") > order.index("samples")  # drawn last

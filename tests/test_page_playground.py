@@ -44,9 +44,9 @@ def _trace(spec, name, frame=None):
     return f["data"][f["traces"].index(i)]
 
 
-def _expected_image(spec, values, cls, panel=0):
+def _expected_image(spec, values, cls, panel=0, limits=None):
     """physics.class_potential minus the plateau on the image's own pixel grid (frame 0),
-    coloured as the app colours it."""
+    coloured as the app colours it (on `limits`, default: fitted to it)."""
     s = build_scene(state.scene_config(values))
     img = spec["layout"]["images"][panel]
     shown = read_png_uri(img["source"])
@@ -60,7 +60,7 @@ def _expected_image(spec, values, cls, panel=0):
     psi = physics.class_potential(torch.tensor(np.c_[gx.ravel(), gy.ravel()]), src, lab, cls,
                                   alpha=d.alpha, delta=d.delta, delta_rep=d.delta_rep).numpy()
     z = psi.reshape(n, n) - descent.plateau(s, cls, d)
-    return fieldmap.colorize(z, *fieldmap.colour_limits(z)), shown
+    return fieldmap.colorize(z, *(limits or fieldmap.colour_limits(z))), shown
 
 
 def _close(want, got):
@@ -183,3 +183,27 @@ def test_compare_mode_draws_both_potentials_and_a_drag_table():
     assert (table["dragged under contrastive"] > table["dragged under pfml"]).mean() >= 0.8
     rec = movie.record(s, descent.Dynamics(potential="contrastive"), 0, descent.bounds(s), 120, grid=4)
     np.testing.assert_allclose(table["dragged under contrastive"], np.round(rec.dragged(s.flipped), 3), atol=2e-3)
+
+
+def test_fixed_scale_holds_the_colours_still_across_settings_and_sits_in_the_url():
+    bar = lambda at: _spec(at)["layout"]["coloraxis"]["colorbar"]  # noqa: E731
+    fitted = [_app({"pg_alpha": a}) for a in ("2.0", "5.0")]
+    assert bar(fitted[0])["ticktext"] != bar(fitted[1])["ticktext"]  # the fitted scale moves
+    at = _app({"pg_alpha": "2.0"})
+    at.toggle(key="pg_fixed_scale").set_value(True).run()
+    assert at.query_params["pg_fixed_scale"] == "true"
+    at.slider(key="pg_alpha").set_value(5.0).run()
+    fixed = [_app({"pg_alpha": a, "pg_fixed_scale": "true"}) for a in ("2.0", "5.0")]
+    assert bar(fixed[0]) == bar(fixed[1]) == bar(at) and "fixed scale" in bar(at)["title"]["text"]
+    values = state.parse({"pg_alpha": "5.0"})[0]
+    assert _close(*_expected_image(_spec(at), values, 0, limits=fieldmap.FIXED_LIMITS))
+
+
+def test_compare_panels_share_one_colour_bar_and_one_energy_axis_type():
+    at = _app({"pg_preset": "label_noise", "pg_compare": "true"})
+    spec, energy = _spec(at), _spec(at, 1)
+    assert sum(1 for t in spec["data"] if t.get("marker", {}).get("coloraxis") == "coloraxis") == 1
+    assert "field -" not in spec["layout"]["coloraxis"]["colorbar"]["title"]["text"]
+    assert energy["layout"]["yaxis"]["type"] == energy["layout"]["yaxis2"]["type"]
+    assert [b.label for b in at.get("download_button")] == [
+        "Step 120 (PNG)", "Animation (GIF)", "Animation (MP4)", "Scene at step 120 (CSV)"]

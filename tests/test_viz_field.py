@@ -139,16 +139,44 @@ def test_slider_keeps_at_most_its_stops_and_both_ends():
     assert len(stops) <= field.SLIDER_STEPS and stops[0] == "0" and stops[-1] == "100"
 
 
-def test_compare_figure_has_a_panel_and_a_colour_bar_per_potential():
-    s = build_scene(preset_config("label_noise", points_per_class=5))
-    movies = {label: movie.record(s, descent.Dynamics(potential=p), 0, descent.bounds(s), 2, grid=8)
+def _compare(alpha=3.0, fixed=False, **scene):
+    s = build_scene(preset_config("label_noise", points_per_class=5, **scene))
+    view = descent.bounds(s)
+    movies = {label: movie.record(s, descent.Dynamics(alpha=alpha, potential=p), 0, view, 2, grid=8)
               for label, p in (("PFML", "pfml"), ("contrastive", "contrastive"))}
-    fig = field.play_figure(s, movies).to_dict()
+    return movies, field.play_figure(s, movies, fixed_scale=fixed).to_dict()
+
+
+def test_compare_panels_share_one_colour_scale_named_in_words():
+    movies, fig = _compare()
     assert {t.get("xaxis") for t in _traces(fig, "proxies")} == {"x", "x2"}
-    assert sum(1 for t in fig["data"] if t.get("marker", {}).get("showscale")) == 2
+    bars = [t for t in fig["data"] if t.get("marker", {}).get("coloraxis") == "coloraxis"]
+    assert len(bars) == 1 and fig["layout"]["coloraxis"]["showscale"]  # ONE colour bar for both
+    assert not any(t.get("marker", {}).get("showscale") for t in fig["data"])
+    title = fig["layout"]["coloraxis"]["colorbar"]["title"]["text"]
+    assert "potential of class 0" in title and "field -" not in title and "shared" in title
+    limits = fieldmap.shared_limits([m.field[0] for m in movies.values()])
+    for i, m in enumerate(movies.values()):  # each panel's pixels: its field on the shared limits
+        shown = read_png_uri(fig["layout"]["images"][i]["source"]).astype(int)
+        assert np.abs(shown - fieldmap.colorize(m.field[0], *limits).astype(int)).max() <= 1
+    assert fig["layout"]["coloraxis"]["colorbar"]["ticktext"] == fieldmap.colour_ticks(*limits)[1]
     assert all(len(f["layout"]["images"]) == 2 for f in fig["frames"])
-    assert "median" in field.legend_sentence("contrastive", 0, 1.0)
-    assert "pulled toward class 0" in field.legend_sentence("pfml", 0, 1.0)
+    assert "median" in fieldmap.legend_sentence("contrastive", 0, 1.0)
+    assert "pulled toward class 0" in fieldmap.legend_sentence("pfml", 0, 1.0)
+
+
+def test_fixed_scale_keeps_one_colour_per_value_across_settings():
+    (_, auto2), (_, auto5) = _compare(2.0), _compare(5.0)
+    bar = lambda f: f["layout"]["coloraxis"]["colorbar"]  # noqa: E731
+    assert bar(auto2)["ticktext"] != bar(auto5)["ticktext"]  # fitted: the scale moves with alpha
+    (m2, fixed2), (m5, fixed5) = _compare(2.0, fixed=True), _compare(5.0, fixed=True, seed=3)
+    ticks = lambda f: [bar(f)[k] for k in ("ticktext", "tickvals")]  # noqa: E731
+    assert ticks(fixed2) == ticks(fixed5)
+    assert "fixed scale" in bar(fixed2)["title"]["text"]
+    for movies, fig in ((m2, fixed2), (m5, fixed5)):
+        z = movies["PFML"].field[0]
+        shown = read_png_uri(fig["layout"]["images"][0]["source"]).astype(int)
+        assert np.abs(shown - fieldmap.colorize(z, *fieldmap.FIXED_LIMITS).astype(int)).max() <= 1
 
 
 def test_compare_table_lists_each_mislabeled_point(drawn):
@@ -171,6 +199,11 @@ def test_energy_figure_has_one_panel_per_potential(drawn):
     assert field.energy_figure({"f": movie.Movie(**flat)}).to_dict()["layout"]["yaxis"]["type"] == "linear"
     steep = dict(m.__dict__, energy=np.geomspace(1e6, 1.0, len(m)))
     assert field.energy_figure({"s": movie.Movie(**steep)}).to_dict()["layout"]["yaxis"]["type"] == "log"
+    both = field.energy_figure({"s": movie.Movie(**steep), "f": movie.Movie(**flat)}).to_dict()["layout"]
+    assert both["yaxis"]["type"] == both["yaxis2"]["type"] == "log"  # compare panels: one axis type
+    signed = dict(m.__dict__, energy=np.linspace(-2.0, 3.0, len(m)))  # U < 0 somewhere: linear for all
+    both = field.energy_figure({"s": movie.Movie(**steep), "n": movie.Movie(**signed)}).to_dict()["layout"]
+    assert both["yaxis"]["type"] == both["yaxis2"]["type"] == "linear"
 
 
 def test_decay_curves_match_physics_and_the_force_law():

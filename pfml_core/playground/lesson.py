@@ -22,8 +22,10 @@ class LessonScene:
     values: dict[str, Any] = field(default_factory=dict)
 
     def playground_values(self) -> dict[str, Any]:
-        """Every playground control's value in this scene."""
-        return {**url_state.baseline(self.values.get("preset", url_state.DEFAULT_PRESET)), **self.values}
+        """Every playground control's value in this scene; colours on the fixed scale, so
+        the same colour means the same potential from scene to scene."""
+        base = url_state.baseline(self.values.get("preset", url_state.DEFAULT_PRESET))
+        return {**base, "fixed_scale": True, **self.values}
 
 
 SCENES: tuple[LessonScene, ...] = (
@@ -44,10 +46,11 @@ SCENES: tuple[LessonScene, ...] = (
              compare=True, compare_potential="contrastive", steps=120)),
     LessonScene(
         "The repulsion margin",
-        "Points of another class push only while they are inside the margin delta_rep (here equal "
-        "to delta): those are the red rings. The touching classes (no proxies here) push apart "
-        "until no point sits within delta of another class; beyond it repulsion is constant and "
-        "exerts no force, so they stop.",
+        "Each point of another class sits in a red disc of radius delta_rep (here equal to delta; "
+        "the discs of a cluster merge into one red patch): only inside it does that point push, and "
+        "beyond it repulsion is constant and exerts no force. The touching classes (no proxies "
+        "here) gather and push apart until no point sits in another class's red disc, and then "
+        "they stop.",
         dict(preset="tight_margin", proxies_per_class=0, steps=60)),
     LessonScene(
         "A far mislabeled sample is left alone",
@@ -60,11 +63,13 @@ SCENES: tuple[LessonScene, ...] = (
     LessonScene(
         "Proxies settle on the data",
         "Here the samples are held still, as if the network were trained, and only the proxies "
-        "(stars) move. Under PFML each proxy is pulled hardest by the samples nearest to it, so it "
-        "lands on a sub-population of its class. Under the contrastive loss every sample pulls "
-        "every proxy alike, and the proxies meet at the class mean, in empty space between them.",
-        dict(preset="large_variation", classes=2, proxies_per_class=4, move_samples=False,
-             compare=True, compare_potential="contrastive", steps=200)),
+        "(stars, starting on a ring) move. Under PFML each proxy is pulled hardest by the samples "
+        "nearest to it, so the two proxies of a class land on its two different sub-populations. "
+        "Under the contrastive loss every sample pulls every proxy alike, and all of them meet at "
+        "the class mean, in the empty centre between the sub-populations.",
+        dict(preset="large_variation", classes=2, proxies_per_class=2, move_samples=False, delta=0.6,
+             compare=True, compare_potential="contrastive", steps=120)),  # delta 0.6 spans a
+    # sub-population: a proxy inside it feels no pull and stops, where 0.3 sets it hopping
 )
 
 

@@ -31,6 +31,7 @@ class Movie:
     cls: int
     view: tuple[float, float, float, float]
     potential: str
+    held_samples: bool = False  # the samples stayed put (Dynamics.move_samples off)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -64,6 +65,19 @@ def record(scene: Scene, dyn: Dynamics, cls: int, view, steps: int, start: Frame
         fields.append(descent.field_on_grid(scene, frame, cls, dyn, xs, ys))
         if k < steps:
             frame = descent.step(scene, frame, dyn, forces=f)
+    return _movie(scene, dyn, cls, view, frames, forces, fields, xs, ys, reference)
+
+
+def of_frames(scene: Scene, frames: list[Frame], dyn: Dynamics, cls: int, view,
+              grid: int = descent.GRID) -> Movie:
+    """A Movie of frames recorded elsewhere (descent.simulate): their forces and field."""
+    xs, ys = descent.grid_axes(view, grid)
+    forces = [descent.point_forces(scene, f, dyn) for f in frames]
+    fields = [descent.field_on_grid(scene, f, cls, dyn, xs, ys) for f in frames]
+    return _movie(scene, dyn, cls, view, frames, forces, fields, xs, ys, None)
+
+
+def _movie(scene, dyn, cls, view, frames, forces, fields, xs, ys, reference) -> Movie:
     if reference is None:
         reference = descent.field_reference(scene, cls, dyn, fields[0])
     k, n, p = len(frames), len(scene.points), len(scene.proxies)
@@ -74,7 +88,8 @@ def record(scene: Scene, dyn: Dynamics, cls: int, view, steps: int, start: Frame
                  energy=np.array([f.energy for f in frames]),
                  field=(np.stack(fields) - np.float32(reference)).astype(np.float32),
                  xs=xs, ys=ys, reference=float(reference), cls=int(cls),
-                 view=tuple(float(v) for v in view), potential=dyn.potential)
+                 view=tuple(float(v) for v in view), potential=dyn.potential,
+                 held_samples=not dyn.move_samples)
 
 
 def join(movies: list[Movie]) -> Movie:
@@ -89,10 +104,11 @@ def join(movies: list[Movie]) -> Movie:
     return Movie(steps=cat("steps"), points=cat("points"), proxies=cat("proxies"),
                  forces=cat("forces"), energy=cat("energy"), field=cat("field"),
                  xs=first.xs, ys=first.ys, reference=first.reference, cls=first.cls,
-                 view=first.view, potential=first.potential)
+                 view=first.view, potential=first.potential, held_samples=first.held_samples)
 
 
 def _drop_first(m: Movie) -> Movie:
     return Movie(steps=m.steps[1:], points=m.points[1:], proxies=m.proxies[1:],
                  forces=m.forces[1:], energy=m.energy[1:], field=m.field[1:], xs=m.xs,
-                 ys=m.ys, reference=m.reference, cls=m.cls, view=m.view, potential=m.potential)
+                 ys=m.ys, reference=m.reference, cls=m.cls, view=m.view, potential=m.potential,
+                 held_samples=m.held_samples)

@@ -63,6 +63,7 @@ class Preset:
     layout: Callable
     values: dict[str, Any] = field(default_factory=dict)
     fixed: tuple[str, ...] = ()
+    proxy_ring: float | None = None  # proxies start spread on a ring of this radius; None: near 0
 
     def start(self) -> dict[str, Any]:
         """Every scene value this preset starts from."""
@@ -72,6 +73,14 @@ class Preset:
 def _centres(classes: int, radius: float = RADIUS) -> np.ndarray:
     angles = np.pi + 2 * np.pi * np.arange(classes) / classes  # first class on the left
     return radius * np.stack([np.cos(angles), np.sin(angles)], 1)  # (C, 2)
+
+
+def _ring(classes: int, m: int, radius: float) -> np.ndarray:
+    """(classes * m, 2) starts evenly around a ring, the classes interleaved: a proxy heads
+    for the sub-population it starts nearest, as in a k-means start; a pile of proxies near 0
+    would pull each other along to one sub-population."""
+    a = 2 * np.pi * (np.arange(m)[None] + (np.arange(classes)[:, None] + 0.5) / classes) / max(m, 1)
+    return radius * np.stack([np.cos(a), np.sin(a)], -1).reshape(-1, 2)
 
 
 def _blobs(rng, centres, n, spread):
@@ -102,7 +111,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            _gaussian_layout(RADIUS * 0.7, SPREAD), values=dict(classes=2), fixed=("classes",)),
     Preset("large_variation", "Large intra-class variation",
            "A class in separated clusters: the decayed pull keeps sub-populations apart.",
-           _multimodal_layout),
+           _multimodal_layout, proxy_ring=RADIUS * 0.65),
     Preset("label_noise", "Label noise",
            "Far mislabeled points (X) feel a weak, decayed pull and are left alone.",
            _gaussian_layout(RADIUS, SPREAD * 0.8), values=dict(noise=0.1)),
@@ -149,6 +158,8 @@ def build_scene(cfg: SceneConfig) -> Scene:
     labels, flipped = flip_labels(true, cfg.noise, rng, cfg.classes)  # draws from rng
     m = cfg.proxies_per_class
     proxies = 0.6 * rng.standard_normal((cfg.classes * m, 2))  # random init, as in training
+    if PRESETS[cfg.preset].proxy_ring is not None:
+        proxies = 0.1 * proxies + _ring(cfg.classes, m, PRESETS[cfg.preset].proxy_ring)
     return Scene(points=pts.astype(np.float32).reshape(-1, 2), labels=labels,
                  true_labels=true.astype(np.int64), flipped=flipped, subpop=sub.astype(np.int64),
                  proxies=proxies.astype(np.float32).reshape(-1, 2),

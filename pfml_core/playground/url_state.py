@@ -69,6 +69,9 @@ CONTROLS: tuple[Control, ...] = (
             help="Off: samples stay put (a trained network) and only the proxies descend"),
     Control("field_class", "int", 0, 0, 4, label="field of class",
             help="Whose class field Psi_j is drawn (0 = the first class)"),
+    Control("fixed_scale", "bool", False, label="fixed colour scale",
+            help="On: a colour means the same potential in every setting (compare settings); "
+                 "off: the scale fits this scene's step 0"),
     Control("compare", "bool", False, label="compare with a non-decaying loss",
             help="The same scene side by side under a non-decaying potential"),
     Control("compare_potential", "choice", "contrastive", choices=("contrastive", "linear"),

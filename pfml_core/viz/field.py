@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from pfml_core.viz.fieldmap import COLORSCALE, colorize, colour_limits, colour_ticks, png_uri
+from pfml_core.viz.fieldmap import colorize, colour_axis, png_uri, scale_title, shared_limits
 
 CLASS_COLORS = ("#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")  # not blue/red (the field)
 ARROW_FRACTION = 0.1  # arrow of the strongest force at step 0, as a fraction of the view width
@@ -23,17 +23,6 @@ FONT = "Source Sans Pro, Source Sans 3, sans-serif"  # the app's font
 
 def color(cls: int) -> str:
     return CLASS_COLORS[int(cls) % len(CLASS_COLORS)]
-
-
-def legend_sentence(potential: str, cls: int, reference: float) -> str:
-    """What the colours mean, in words a student can read."""
-    if potential == "pfml":
-        return (f"Blue: pulled toward class {cls}. Red: pushed out of another class's margin. "
-                f"White: the plateau, where no force acts; its constant value {reference:.4g} "
-                "(every other-class source adds 1/delta_rep^alpha there) is subtracted.")
-    return (f"Blue: low potential for class {cls} (points of class {cls} are pulled there); red: "
-            f"high. This {potential} potential has no plateau: its step-0 median {reference:.4g} "
-            "is subtracted, and its pull keeps growing with distance.")
 
 
 def arrow_path(pos: np.ndarray, forces: np.ndarray, unit: float, cap: float) -> np.ndarray:
@@ -55,22 +44,29 @@ def typed(a) -> dict:
     return {"dtype": "f4", "bdata": base64.b64encode(np.asarray(a, np.float32).tobytes()).decode()}
 
 
+def arrows_at(movie, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, forces) of the points that move at frame k: samples and proxies, or the
+    proxies alone when the samples are held still (their arrows would hide the stars)."""
+    first = len(movie.points[k]) if movie.held_samples else 0
+    pos = np.concatenate([movie.points[k], movie.proxies[k]]).reshape(-1, 2)
+    return pos[first:], movie.forces[k][first:]
+
+
 def arrow_unit(movie) -> float:
-    """Arrow length per cbrt(force): the strongest force at step 0 gets ARROW_FRACTION of
-    the view width, for every frame (arrows shrink as the descent settles)."""
-    top = float(np.linalg.norm(movie.forces[0], axis=1).max(initial=0.0))
+    """Arrow length per cbrt(force): the strongest force drawn at step 0 gets ARROW_FRACTION
+    of the view width, for every frame (arrows shrink as the descent settles)."""
+    top = float(np.linalg.norm(arrows_at(movie, 0)[1], axis=1).max(initial=0.0))
     return ARROW_FRACTION * (movie.view[1] - movie.view[0]) / (np.cbrt(top) if top > 0 else 1.0)
 
 
 def _moving(scene, movie, k: int, unit: float) -> list[dict]:
     """The animated traces of one panel at frame k: clean samples, mislabeled samples,
-    proxies, arrows."""
+    arrows, proxies (last: the stars are drawn on top)."""
     pts = movie.points[k]
-    pos = np.concatenate([pts, movie.proxies[k]]).reshape(-1, 2)
     cap = 1.5 * ARROW_FRACTION * (movie.view[1] - movie.view[0])
-    arrows = arrow_path(pos, movie.forces[k], unit, cap)
+    arrows = arrow_path(*arrows_at(movie, k), unit, cap)
     xy = lambda a: dict(x=typed(a[:, 0]), y=typed(a[:, 1]))  # noqa: E731
-    return [xy(pts[~scene.flipped]), xy(pts[scene.flipped]), xy(movie.proxies[k]), xy(arrows)]
+    return [xy(pts[~scene.flipped]), xy(pts[scene.flipped]), xy(arrows), xy(movie.proxies[k])]
 
 
 def _panel_traces(scene, movie, i: int, unit: float) -> list[dict]:
@@ -91,12 +87,12 @@ def _panel_traces(scene, movie, i: int, unit: float) -> list[dict]:
                  marker=dict(color=pick(colours, flip), size=12, symbol="x",
                              line=dict(width=1.5, color="black")))
     proxies = dict(type="scatter", mode="markers", name="proxies", text=[str(c) for c in scene.proxy_labels],
-                   hovertemplate="proxy of class %{text}<extra></extra>", **axes, **now[2],
-                   marker=dict(symbol="star", size=16, color=[color(c) for c in scene.proxy_labels],
+                   hovertemplate="proxy of class %{text}<extra></extra>", **axes, **now[3],
+                   marker=dict(symbol="star", size=18, color=[color(c) for c in scene.proxy_labels],
                                line=dict(width=1.5, color="black")))
-    arrows = dict(type="scatter", mode="lines", name="force", hoverinfo="skip", **axes, **now[3],
+    arrows = dict(type="scatter", mode="lines", name="force", hoverinfo="skip", **axes, **now[2],
                   line=dict(color="black", width=1.3))
-    return [clean, wrong, proxies, arrows]
+    return [clean, wrong, arrows, proxies]
 
 
 def _step_text(movie, k: int) -> dict:
@@ -120,17 +116,6 @@ def key_text(scene) -> str:
     if scene.flipped.any():
         items.append(dot.format("#555", "\u2716", "mislabeled (colour = given label)"))
     return "   ".join(items)
-
-
-def _colourbar(limits, domain_x, title: str) -> dict:
-    """A point-less trace that only draws the colour bar of a panel's field image."""
-    vals, text = colour_ticks(*limits)
-    bar = dict(title=dict(text=title, side="top"), orientation="h", len=0.8 * (domain_x[1] - domain_x[0]),
-               x=(domain_x[0] + domain_x[1]) / 2, xanchor="center", y=-0.01, yanchor="top",
-               thickness=10, tickvals=vals, ticktext=text)
-    return dict(type="scatter", mode="markers", x=[None], y=[None], showlegend=False, hoverinfo="skip",
-                marker=dict(color=[-1, 1], cmin=-1, cmax=1, colorscale=COLORSCALE, showscale=True,
-                            colorbar=bar))
 
 
 def _image(movie, k: int, i: int, limits) -> dict:
@@ -170,20 +155,21 @@ def _controls(names: list[str]) -> tuple[list[dict], list[dict]]:
     return [menu], [slider]
 
 
-def play_figure(scene, movies: dict, height: int = 680) -> go.Figure:
-    """One panel per Movie (same scene, one per potential) that the browser animates.
-    Colour limits, arrow scale and axes are fixed at step 0, so nothing jumps while playing."""
+def play_figure(scene, movies: dict, height: int = 680, fixed_scale: bool = False) -> go.Figure:
+    """One panel per Movie (same scene, one per potential) that the browser animates, under
+    ONE colour scale: step 0 of every panel, or fieldmap.FIXED_LIMITS with fixed_scale.
+    Colours, arrow scale and axes are fixed at step 0, so nothing jumps while playing."""
     steps = next(iter(movies.values())).steps
     names, last = [str(int(s)) for s in steps], int(steps[-1])
     n, data, images, traces, layout, notes = len(movies), [], [], [], {}, []
     frames = [dict(name=name, data=[], traces=traces, layout=dict(images=[])) for name in names]
+    limits = shared_limits([m.field[0] for m in movies.values()], fixed_scale)
     for i, (label, movie) in enumerate(movies.items()):
         left, right = i / n + 0.01, (i + 1) / n - 0.01
         x0, x1, y0, y1 = movie.view
-        unit, limits = arrow_unit(movie), colour_limits(movie.field[0])
+        unit = arrow_unit(movie)
         traces += [len(data) + j for j in range(4)]
         data += _panel_traces(scene, movie, i, unit)
-        data.append(_colourbar(limits, (left, right), f"field - {movie.reference:.4g}"))
         images.append(_image(movie, 0, i, limits))
         for k, frame in enumerate(frames):
             frame["data"] += _moving(scene, movie, k, unit)
@@ -201,6 +187,8 @@ def play_figure(scene, movies: dict, height: int = 680) -> go.Figure:
     notes.append(dict(text=key_text(scene), x=0.0, y=0.0, xref="paper", yref="paper", xanchor="left",
                       yanchor="top", yshift=-125, xshift=8, showarrow=False))
     first = next(iter(movies.values()))
+    layout["coloraxis"], bar = colour_axis(limits, scale_title(first.cls, fixed_scale))
+    data.append(bar)
     traces.append(len(data))
     data.append(dict(type="scatter", mode="text", name="step", hoverinfo="skip", showlegend=False,
                      textposition="bottom right", textfont=dict(size=14, color="#222"),
@@ -215,9 +203,15 @@ def play_figure(scene, movies: dict, height: int = 680) -> go.Figure:
 
 
 def energy_figure(movies: dict, height: int = 220) -> go.Figure:
-    """The total energy U (Eq. 6) per computed step, one small panel per Movie (logarithmic
-    when U stays positive and spans decades: the first steps often drop by orders of magnitude)."""
+    """The total energy U (Eq. 6) per computed step, one small panel per Movie, every panel on
+    the same axis type: logarithmic when every U stays positive and one spans decades (the
+    first steps often drop by orders of magnitude), else linear."""
     n, data, layout = len(movies), [], {}
+    energies = [m.energy for m in movies.values()]
+    positive = all(bool((e > 0).all()) for e in energies)
+    decades = max(float(np.log10(e.max() / e.min())) for e in energies) if positive else 0.0
+    log = decades > 1.5  # a narrower log axis would label 2, 3, ... 9 in between
+    ticks = dict(dtick=int(np.ceil(decades / 5))) if decades > 5 else {}  # at most ~6 labels
     for i, (label, movie) in enumerate(movies.items()):
         data.append(dict(type="scatter", mode="lines", name=label, x=movie.steps.tolist(),
                          y=movie.energy.tolist(), xaxis=_axis("x", i), yaxis=_axis("y", i),
@@ -225,10 +219,6 @@ def energy_figure(movies: dict, height: int = 220) -> go.Figure:
                          hovertemplate="step %{x}: U = %{y:.4g}<extra></extra>"))
         layout[f"xaxis{i + 1 if i else ''}"] = dict(domain=[i / n + 0.07, (i + 1) / n - 0.02],
                                                     title=dict(text=f"step ({label})"), anchor=_axis("y", i))
-        positive = bool((movie.energy > 0).all())
-        decades = float(np.log10(movie.energy.max() / movie.energy.min())) if positive else 0.0
-        log = decades > 1.5  # a narrower log axis would label 2, 3, ... 9 in between
-        ticks = dict(dtick=int(np.ceil(decades / 5))) if decades > 5 else {}  # at most ~6 labels
         layout[f"yaxis{i + 1 if i else ''}"] = dict(anchor=_axis("x", i), title=dict(text="U"),
                                                     type="log" if log else "linear", **ticks)
     layout.update(height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=False,

@@ -14,6 +14,45 @@ FIELD_COLORS = ("#053061", "#2065ab", "#4393c3", "#90c4dd", "#d1e5f0", "#f7f6f6"
                 "#fddbc7", "#f3a481", "#d6604d", "#b1182b", "#67001f")  # RdBu reversed, 11 stops
 COLORSCALE = [[i / (len(FIELD_COLORS) - 1), c] for i, c in enumerate(FIELD_COLORS)]
 _STOPS = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in FIELD_COLORS], float)
+FIXED_LIMITS = (10.0, 1e4)  # the "fixed scale" (soft, top): one colour per value in every setting
+
+
+def shared_limits(fields, fixed: bool = False) -> tuple[float, float]:
+    """One (soft, top) for every panel: FIXED_LIMITS, or colour_limits of all of `fields`
+    together, so a colour means the same value in each panel."""
+    if fixed:
+        return FIXED_LIMITS
+    return colour_limits(np.concatenate([np.ravel(z) for z in fields]))
+
+
+def legend_sentence(potential: str, cls: int, reference: float) -> str:
+    """What the colours mean, in words a student can read."""
+    if potential == "pfml":
+        return (f"Blue: pulled toward class {cls}. Red: pushed out of another class's margin. "
+                f"White: the plateau, where no force acts; its constant value {reference:.4g} "
+                "(every other-class source adds 1/delta_rep^alpha there) is subtracted.")
+    return (f"Blue: low potential for class {cls} (points of class {cls} are pulled there); red: "
+            f"high. This {potential} potential has no plateau: its step-0 median {reference:.4g} "
+            "is subtracted, and its pull keeps growing with distance.")
+
+
+def scale_title(cls: int, fixed: bool) -> str:
+    """The colour bar's title in words."""
+    how = (f"fixed scale for every setting (darkest from \u00b1{short(FIXED_LIMITS[1])})" if fixed
+           else "step-0 scale shared by the panels")
+    return f"potential of class {cls}: blue = pulled toward class {cls}, red = pushed away; {how}"
+
+
+def colour_axis(limits, title: str, y: float = -0.01) -> tuple[dict, dict]:
+    """(layout.coloraxis, a point-less trace that draws it): ONE colour bar under all panels.
+    The images are coloured on [-1, 1] (to_unit); the ticks name field values."""
+    vals, text = colour_ticks(*limits)
+    bar = dict(title=dict(text=title, side="top"), orientation="h", len=0.7, x=0.5, xanchor="center",
+               y=y, yanchor="top", thickness=10, tickvals=vals, ticktext=text)
+    axis = dict(colorscale=COLORSCALE, cmin=-1, cmax=1, showscale=True, colorbar=bar)
+    trace = dict(type="scatter", mode="markers", x=[None], y=[None], showlegend=False, hoverinfo="skip",
+                 marker=dict(color=[-1, 1], coloraxis="coloraxis"))
+    return axis, trace
 
 
 def colour_limits(z: np.ndarray, soft_q: float = 50.0, top_q: float = 99.0) -> tuple[float, float]:
