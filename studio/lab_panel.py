@@ -1,12 +1,13 @@
 """The parts the noise-lab and sweep pages share: queue a grid for a background worker
-(PFML_MAX_LAB_WORKERS grids run at once; the rest wait, their queue position shown), pick a
-stored grid, and show its progress (with an ETA) with Cancel/Resume and CSV. All state lives
-in the store (runs_dir()/lab.sqlite), so a refresh or restart loses nothing. Each browser
-session holds a random owner token: only the session that started (or resumed) a grid may
-cancel it; other sessions see it and its results, with the Cancel button disabled."""
+(PFML_MAX_LAB_WORKERS grids run at once, each visitor within PFML_MAX_LAB_RUN_EPOCHS; the
+rest wait, their queue position shown), pick a stored grid, and show its progress (with an
+ETA) with Cancel/Resume and CSV. All state lives in the store (runs_dir()/lab.sqlite). Each
+browser holds a random owner token, kept in the URL (?lab=...) so a reload keeps it: only
+the owner may cancel a grid; other sessions see it, with Cancel disabled."""
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import time
 
@@ -23,16 +24,30 @@ ACTIVE = ("queued", "running")
 NOT_YOURS = "Only the session that started this grid can cancel it."
 
 
+OWNER_PARAM = "lab"  # the URL query parameter that carries the owner token
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
 def owner() -> str:
-    """This browser session's owner token (kept in st.session_state; never shown)."""
+    """This browser's owner token: the URL's (?lab=..., after a reload) when well formed,
+    else a new random one; written back into the URL so the next reload finds it."""
     if "lab_owner" not in st.session_state:
-        st.session_state["lab_owner"] = secrets.token_hex(16)
-    return st.session_state["lab_owner"]
+        given = st.query_params.get(OWNER_PARAM, "")
+        st.session_state["lab_owner"] = given if _TOKEN.fullmatch(given) else secrets.token_hex(16)
+    token = st.session_state["lab_owner"]
+    if st.query_params.get(OWNER_PARAM) != token:
+        st.query_params[OWNER_PARAM] = token
+    return token
 
 
 @contextlib.contextmanager
 def store():
-    s = Store()
+    """The store, open for the block; a full or read-only disk is one message (page stops)."""
+    try:
+        s = Store()
+    except ValueError as exc:  # data.faults.Fault
+        safe.say("error", exc)
+        st.stop()
     if s.recovered:  # a damaged store was moved aside (kept) and a fresh one started
         st.warning(f"The run store was damaged: it is kept as `{s.recovered.name}` and a "
                    "fresh one was started. Earlier grids are not listed.")
@@ -127,6 +142,7 @@ def rerun_when_finished(grid: dict, polling: float | None) -> None:
 def results_panel(kind: str, key: str, draw) -> None:
     """The grid picker, then a fragment that shows the picked grid's status panel and
     draw(grid, runs frame), polling while the grid is queued or running."""
+    owner()  # on every full run, so the URL keeps the token across reloads
     grid_id, last = pick_grid(kind, key)
     if grid_id is None or (polling := poll_every(grid_id)) is None:
         watch_new_grids(kind, last)

@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from pfml_core.data import faults
 from pfml_core.training import TrainJob
 from pfml_core.viz import training as viz
 
@@ -31,6 +32,14 @@ def max_jobs() -> int:
     if not raw.strip().isdigit() or int(raw) < 1:
         raise ValueError(f"{MAX_JOBS_ENV} must be a whole number >= 1, got {raw!r}")
     return int(raw)
+
+
+def _free_finished() -> None:
+    """Slots of this server's finished jobs (a TrainJob frees its own as its process ends;
+    this is for any job that ended without)."""
+    for job in list(_LIVE):
+        if not job.running and getattr(job, "slot", None) is not None:
+            job.slot.release()
 
 
 def running_elsewhere(mine: TrainJob | None) -> int:
@@ -54,12 +63,27 @@ class TrainView:
         return job
 
     def start(self, make_job) -> TrainJob | None:
-        """Start make_job() as this session's job, unless the server already runs
-        max_jobs() trainings for other sessions (None: say so and let the user retry)."""
+        """Start make_job() as this session's job, holding one of the runs folder's
+        max_jobs() training slots (shared by every server on that folder), unless all are
+        taken (None: say so and let the user retry). A full or read-only runs folder is a
+        ValueError (one line)."""
         with _LOCK:
+            if self.job is not None and self.job.running:  # its own job gives way first
+                self.job.close()
+            _free_finished()
             if running_elsewhere(self.job) >= max_jobs():
                 return None
-            job = self.replace(make_job()).start()
+            slot = TrainJob.claim_slot(max_jobs())
+            if slot is None:  # another server on this runs folder holds the rest
+                return None
+            try:
+                with faults.said("the run folder could not be made"):
+                    job = self.replace(make_job())
+            except BaseException:
+                slot.release()
+                raise
+            job.slot = slot
+            job = job.start()
             _LIVE.add(job)
             return job
 
@@ -83,8 +107,9 @@ class TrainView:
         return self.cached("curves", len(snaps), lambda: viz.curves_figure(pd.DataFrame(
             [{"epoch": s.epoch, "loss": s.loss, **s.metrics} for s in list(snaps)])))
 
-    def map_figure(self, names: dict) -> go.Figure | None:
-        """The animated map: UMAP once the newest epoch has one, PCA meanwhile."""
+    def map_figure(self, names: dict, sources=None) -> go.Figure | None:
+        """The animated map: UMAP once the newest epoch has one, PCA meanwhile; hover names
+        each point's row of the data (sources: an image's path in its zip or folder)."""
         method, layouts = self.job.map_view()
         if not layouts:
             return None
@@ -96,7 +121,7 @@ class TrainView:
                 if (method, e) not in self.frames:
                     self.frames[(method, e)] = viz.map_frame(e, layouts[e], meta)
             return viz.map_figure([self.frames[(method, e)] for e in epochs],
-                                  layouts[epochs[-1]], meta, names, method)
+                                  layouts[epochs[-1]], meta, names, method, sources)
 
         return self.cached("map", (method, tuple(epochs)), build)
 

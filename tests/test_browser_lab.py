@@ -96,3 +96,30 @@ def test_sweep_tiny_grid_in_browser(app_url, page):
     assert "paper Cars R@1" in page.content()
     page.reload()
     page.get_by_text(re.compile(r"Grid #\d+: done — 2 done")).first.wait_for()
+
+
+def test_the_owner_keeps_cancel_after_a_reload(app_url, page, browser):
+    """F5 opens a new session; the owner token rides in the URL (?lab=...), so the browser
+    that started a sweep can still cancel it, and a classmate still cannot."""
+    page.goto(f"{app_url}/sweep")
+    page.get_by_text("Hyperparameter sweep").first.wait_for()
+    choose(page, "Data", "digits")
+    fill(page, "alpha", "1,3")
+    fill(page, "Epochs", "300")
+    fill(page, "Batches per epoch (0 = all)", "2")
+    page.get_by_role("button", name="Run sweep").click()
+    status = re.compile(r"Grid #(\d+): (running|queued)")
+    page.get_by_text(status).first.wait_for(timeout=60_000)
+    grid = status.search(page.get_by_text(status).first.inner_text())[1]
+    page.wait_for_url(re.compile(r"[?&]lab=[0-9a-f]{32}"))
+    page.reload()
+    page.get_by_text(re.compile(rf"Grid #{grid}: (running|queued)")).first.wait_for(timeout=60_000)
+    other = browser.new_context().new_page()
+    other.goto(f"{app_url}/sweep")
+    other.get_by_text(re.compile(rf"Grid #{grid}: ")).first.wait_for(timeout=60_000)
+    assert other.get_by_role("button", name="Cancel").is_disabled()
+    other.context.close()
+    cancel = page.get_by_role("button", name="Cancel")
+    assert cancel.is_enabled()
+    cancel.click()
+    page.get_by_text(re.compile(rf"Grid #{grid}: cancelled")).first.wait_for(timeout=60_000)

@@ -19,8 +19,9 @@ class FakeJob:
 
 
 @pytest.fixture(autouse=True)
-def empty_server(monkeypatch):
+def empty_server(monkeypatch, tmp_path):
     monkeypatch.setattr(train_session, "_LIVE", type(train_session._LIVE)())
+    monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))  # its training slots live there
 
 
 def test_one_job_per_session_the_previous_is_closed(monkeypatch):

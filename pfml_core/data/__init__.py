@@ -8,9 +8,10 @@ from pfml_core.data.bundled import BUNDLED, load_dataset
 from pfml_core.data.access import (UPLOADS, data_root, expire_uploads, resolve_dataset_ref,
                                    store_upload)
 from pfml_core.data.benchmarks import BENCHMARKS, load_benchmark
+from pfml_core.data import faults
 from pfml_core.data.transforms import eval_transform, train_transform
 
 __all__ = ["BENCHMARKS", "BUNDLED", "MAX_BYTES", "SPLITS", "UPLOADS", "Dataset", "data_root",
-           "eval_transform", "expire_uploads", "features_dataset", "flip_labels",
+           "eval_transform", "expire_uploads", "faults", "features_dataset", "flip_labels",
            "load_benchmark", "load_dataset", "resolve_dataset_ref", "split",
            "split_class_names", "store_upload", "train_transform", "with_noise"]

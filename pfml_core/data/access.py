@@ -9,11 +9,13 @@ In the app, a dataset reference is one of:
 Messages never show an absolute server path or anything inside a file. The command line's
 --data is not restricted: it is the operator's own shell.
 
-An upload is opened as a dataset (every check of pfml_core.data) before it is stored, and
-uploads older than UPLOAD_TTL_HOURS (PFML_UPLOAD_TTL_HOURS) are deleted whenever a new one
-is stored; resolving one counts as using it (its age starts again)."""
+An upload is opened as a dataset (every check of pfml_core.data) before it is stored;
+uploads unused for UPLOAD_TTL_HOURS (PFML_UPLOAD_TTL_HOURS) are deleted whenever a new one is
+stored, and all of them together stay within PFML_MAX_UPLOADS_MB (checked under a lock in the
+folder, so every server sharing it counts); resolving one counts as using it."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -22,11 +24,14 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
+from pfml_core.data import faults
 from pfml_core.data.bundled import BUNDLED
 from pfml_core.data.user_files import MAX_BYTES, load_path
 
 DATA_ROOT_ENV = "PFML_DATA_ROOT"
 TTL_ENV = "PFML_UPLOAD_TTL_HOURS"
+QUOTA_ENV = "PFML_MAX_UPLOADS_MB"
+UPLOADS_MB = 1024  # all uploads together; a classroom's few datasets fit many times over
 UPLOAD_TTL_HOURS = 24.0  # an upload unused this long is deleted when the next one is stored
 UPLOADS = "_uploads"  # the uploads folder, inside runs_dir()
 UPLOAD_SUFFIXES = (".npz", ".csv", ".zip")
@@ -49,6 +54,15 @@ def upload_ttl_hours() -> float:
     if not ttl > 0:
         raise ValueError(f"{TTL_ENV} must be a positive number of hours, got {raw!r}")
     return ttl
+
+
+def uploads_quota_mb() -> int:
+    raw = os.environ.get(QUOTA_ENV, "").strip()
+    if not raw:
+        return UPLOADS_MB
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{QUOTA_ENV} must be a whole number of megabytes >= 1, got {raw!r}")
+    return int(raw)
 
 
 def _shown(ref: str) -> str:
@@ -114,18 +128,63 @@ def store_upload(name: str, raw: bytes, folder: Path, max_bytes: int = MAX_BYTES
         raise ValueError(f"{_probe_name(name, suffix)} is {len(raw) / 2**20:.1f} MiB, over the "
                          f"{max_bytes / 2**20:.0f} MiB limit")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha1(raw).hexdigest()[:16]}{suffix}"
-    if path.is_file():  # stored before, so checked before
-        os.utime(path)
-        return path
-    with tempfile.TemporaryDirectory(prefix=_CHECKING, dir=folder) as tmp:
-        probe = Path(tmp) / _probe_name(name, suffix)
-        probe.write_bytes(raw)
+    with faults.said("the upload could not be stored"):
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha1(raw).hexdigest()[:16]}{suffix}"
+        if path.is_file():  # stored before, so checked before
+            os.utime(path)
+            return path
+        with _locked(folder):  # the quota is checked and the bytes written by one at a time
+            expire_uploads(folder)
+            _check_quota(folder, len(raw), _probe_name(name, suffix))
+            tmp = tempfile.mkdtemp(prefix=_CHECKING, dir=folder)
+            probe = Path(tmp) / _probe_name(name, suffix)
+            try:
+                probe.write_bytes(raw)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    try:  # outside the lock (a zip takes seconds to check); the folder counts meanwhile
         load_path(probe, max_bytes=max_bytes)
-        os.replace(probe, path)
-    expire_uploads(folder)
+        with faults.said("the upload could not be stored"):
+            os.replace(probe, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the quota is then per process
+        fcntl = None
+    # beside the folder, which holds uploads only
+    with open(folder.parent / f".{folder.name}.lock", "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def uploads_bytes(folder: Path) -> int:
+    """Bytes the uploads folder holds: stored uploads and uploads being checked."""
+    total = 0
+    for entry in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        with contextlib.suppress(OSError):  # expired or moved meanwhile
+            if STORED_NAME.fullmatch(entry.name):
+                total += entry.lstat().st_size
+            elif entry.name.startswith(_CHECKING) and entry.is_dir():
+                total += sum(p.lstat().st_size for p in entry.iterdir())
+    return total
+
+
+def _check_quota(folder: Path, size: int, shown: str) -> None:
+    quota, used = uploads_quota_mb() * 2**20, uploads_bytes(folder)
+    if used + size > quota:
+        raise ValueError(f"{shown} ({size / 2**20:.1f} MB) does not fit: the server keeps at most "
+                         f"{quota / 2**20:,.0f} MB of uploads ({QUOTA_ENV}) and holds "
+                         f"{used / 2**20:,.1f} MB; uploads unused for {upload_ttl_hours():g} "
+                         "hours are deleted, so try again later")
 
 
 def expire_uploads(folder: Path, max_age_hours: float | None = None) -> int:

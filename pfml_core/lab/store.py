@@ -1,20 +1,20 @@
 """The lab's run store: one SQLite file (WAL mode) at runs_dir()/lab.sqlite holding grids
-(noise grids, sweeps) and their runs, so background workers, the app and the CLI share
-results that outlive any of them. Short transactions; run claims are atomic. A running run
-reports its finished epochs (progress, for the ETA); a finished run may keep a per-sample
-table (its suspect labels) apart from its metrics, read only when asked for. A worker's
-liveness is its grid's heartbeat, and grids submitted from the app wait in a launch queue
-for a worker slot (pfml_core.lab.store_queue); a grid records its owner, the one session
-that may cancel it. Stores written before any of these existed open unchanged: the columns
-and table are added on open."""
+(noise grids, sweeps) and their runs, shared by background workers, the app and the CLI.
+Short transactions; run claims are atomic. A running run reports its finished epochs (the
+ETA); a finished run may keep a per-sample table (its suspect labels). Liveness, the launch
+queue and owners: pfml_core.lab.store_queue; a visitor's budget: pfml_core.lab.budget. A
+full or read-only disk raises data.faults.Fault (one line). Older stores open unchanged."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
 from pathlib import Path
 
+from pfml_core.data import faults
+from pfml_core.lab import budget
 from pfml_core.lab.store_file import open_store
 from pfml_core.lab.store_queue import QueueMixin
 from pfml_core.training.run_folder import runs_dir
@@ -73,18 +73,18 @@ class Store(QueueMixin):
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn, self.recovered = open_store(self.path, SCHEMA)  # Path | None
+        with faults.said("the lab store could not be opened"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn, self.recovered = open_store(self.path, SCHEMA)  # Path | None
+        self._conn = faults.Guarded(conn, "the lab store could not be written")
         self._add_column("runs", "progress", "INTEGER")  # stores older than the ETA
         for column, kind in (("heartbeat", "REAL"), ("owner", "TEXT"), ("queued_at", "REAL")):
             self._add_column("grids", column, kind)  # stores older than heartbeats and the queue
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         if column not in {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}:
-            try:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            except sqlite3.OperationalError:  # another process added it meanwhile
-                pass
 
     def close(self) -> None:
         self._conn.close()
@@ -100,7 +100,8 @@ class Store(QueueMixin):
     def create_grid(self, kind: str, spec: dict, runs: list[tuple[dict, dict]],
                     name: str | None = None, owner: str | None = None) -> int:
         """Insert a grid and its runs (params, config) as 'queued', atomically; returns its id.
-        owner: a token of the session starting it, the only one that may cancel it."""
+        owner: a token of the session starting it, the only one that may cancel it, and
+        whose grids together stay within budget.limit() (budget.OverBudget otherwise)."""
         if kind not in GRID_KINDS:
             raise ValueError(f"kind must be one of {list(GRID_KINDS)}, got {kind!r}")
         if not runs:
@@ -108,6 +109,8 @@ class Store(QueueMixin):
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            if owner is not None:
+                budget.check(c, owner, [cfg for _, cfg in runs])
             gid = c.execute("INSERT INTO grids(kind, name, spec, status, created, owner) "
                             "VALUES (?,?,?,?,?,?)", (kind, name, json.dumps(spec), "queued",
                                                      time.time(), owner)).lastrowid
@@ -116,7 +119,7 @@ class Store(QueueMixin):
                 [(gid, i, json.dumps(p), json.dumps(cfg)) for i, (p, cfg) in enumerate(runs)])
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            c.rollback()
             raise
         return int(gid)
 
@@ -137,9 +140,8 @@ class Store(QueueMixin):
 
     def set_grid(self, grid_id: int, *, status: str | None = None, pid: int | None = None) -> None:
         if status is not None:
-            self._write("UPDATE grids SET status=?, finished=? WHERE id=?",
-                        (status, time.time() if status in ("done", "failed", "cancelled") else None,
-                         int(grid_id)))
+            ended = time.time() if status in ("done", "failed", "cancelled") else None
+            self._write("UPDATE grids SET status=?, finished=? WHERE id=?", (status, ended, int(grid_id)))
         if pid is not None:
             self._write("UPDATE grids SET pid=? WHERE id=?", (int(pid), int(grid_id)))
 
@@ -170,7 +172,7 @@ class Store(QueueMixin):
                           (time.time(), int(pid), run["id"]))
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            c.rollback()
             raise
         return run
 
@@ -211,7 +213,7 @@ class Store(QueueMixin):
         c.execute("BEGIN IMMEDIATE")
         row = c.execute("SELECT owner FROM grids WHERE id=?", (int(grid_id),)).fetchone()
         if row is None or (owner is not None and row[0] != owner):
-            c.execute("ROLLBACK")
+            c.rollback()
             return False
         c.execute("UPDATE runs SET status='cancelled', finished=? WHERE grid_id=? AND "
                   "status IN ('queued','running')", (time.time(), int(grid_id)))
@@ -233,8 +235,10 @@ class Store(QueueMixin):
 
     def requeue(self, grid_id: int, owner: str | None = None) -> int:
         """Put a grid's failed and cancelled runs back in the queue (for resume), the grid
-        'queued' with no worker (owner: the resuming session's token, else kept); returns
-        how many runs were requeued."""
+        'queued' with no worker (owner: the resuming session's token, else kept, within the
+        owner's budget); returns how many runs were requeued."""
+        if owner is not None:
+            budget.check_resume(self._conn, owner, grid_id)
         self._write("DELETE FROM run_samples WHERE run_id IN (SELECT id FROM runs WHERE "
                     "grid_id=? AND status IN ('failed','cancelled'))", (int(grid_id),))
         cur = self._write("UPDATE runs SET status='queued', metrics=NULL, error=NULL, started=NULL, "

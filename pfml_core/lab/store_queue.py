@@ -102,9 +102,25 @@ class QueueMixin:
                           (now + START_GRACE, row[0]))
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            c.rollback()  # a no-op when SQLite already rolled back (a full disk)
             raise
         return int(row[0]) if row else None
+
+    def halt(self, grid_id: int, error: str) -> int:
+        """A worker that cannot go on (a full disk): its running runs failed with `error`, the
+        grid failed (resumable), in one short transaction; returns how many runs failed."""
+        c, now = self._conn, time.time()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            n = c.execute("UPDATE runs SET status='failed', error=?, finished=? WHERE grid_id=? "
+                          "AND status='running'", (error, now, int(grid_id))).rowcount
+            c.execute("UPDATE grids SET status='failed', finished=? WHERE id=? AND status IN "
+                      "('queued','running')", (now, int(grid_id)))
+            c.execute("COMMIT")
+        except BaseException:
+            c.rollback()
+            raise
+        return n
 
     def reap_stale(self) -> int:
         """Grids whose worker stopped beating: their running run failed, the grid failed
@@ -127,6 +143,6 @@ class QueueMixin:
                               ("failed" if left else "done", now, gid))
                 c.execute("COMMIT")
             except BaseException:
-                c.execute("ROLLBACK")
+                c.rollback()
                 raise
         return failed

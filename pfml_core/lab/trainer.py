@@ -2,14 +2,18 @@
 trained and recorded (metrics, memorization curves and, in a table of their own, the run's
 ranked suspect labels; each finished epoch reported for the ETA; a cancel noticed between
 batches), and a pool of spawned processes for a grid that trains N runs at a time. A run
-that raises is marked failed and the worker goes on."""
+that raises is marked failed and the worker goes on; a storage fault (a full disk) raises
+data.faults.Fault instead, which stops the grid (worker.halt records it)."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import time
 import traceback
+from pathlib import Path
 
+from pfml_core.data import faults
 from pfml_core.lab.measure import run_metrics, run_suspects
 from pfml_core.lab.runtime import dataset, train_class_names
 from pfml_core.lab.store import Store
@@ -90,6 +94,8 @@ def run_one(store: Store, run: dict, train_fn) -> str:
         store.end_run(run["id"], "cancelled", error="interrupted (Ctrl-C)")
         raise
     except Exception as exc:  # noqa: BLE001  (any failure of one run is that run's result)
+        if (cause := faults.describe(exc)) is not None:
+            raise faults.Fault(cause) from None  # every later run would fail the same way
         tb = "".join(traceback.format_exception(exc))[-4000:]
         store.end_run(run["id"], "failed", error=f"{type(exc).__name__}: {exc}\n{tb}")
         return "failed"
@@ -138,8 +144,42 @@ def run_parallel(grid_id: int, store: Store, train_fn, on_run, n: int, keep_goin
                 run = busy.pop(f)
                 try:
                     status = f.result()
+                except faults.Fault as exc:  # a full disk: stop the other runs too
+                    halt(store, grid_id, str(exc))
+                    raise
                 except Exception as exc:  # noqa: BLE001  (the pool process died)
                     store.end_run(run["id"], "failed", error=f"pool process died: {exc}")
                     status = "failed"
                 if on_run:
                     on_run(run, status)
+
+
+SPARE_BYTES = 256 * 1024  # room for the few writes that record a fault
+
+
+def _spare(path: Path) -> Path:
+    return path.with_name(path.name + ".spare")
+
+
+def keep_spare(path: Path) -> None:
+    """A spare file beside the store while space allows (freed by halt())."""
+    spare = _spare(Path(path))
+    if not spare.exists():
+        try:
+            spare.write_bytes(bytes(SPARE_BYTES))
+        except OSError:  # no space even for that: halt() then has nothing to free
+            with contextlib.suppress(OSError):
+                spare.unlink()
+
+
+def halt(store: Store, grid_id: int, error: str, tries: int = 3) -> None:
+    """Record a storage fault at once: the grid's running runs failed with `error`, the grid
+    failed (resumable). The spare file is freed first, so this works on a full disk."""
+    with contextlib.suppress(OSError):
+        _spare(store.path).unlink()
+    for i in range(tries):
+        try:
+            store.halt(grid_id, error)
+            return
+        except faults.Fault:
+            time.sleep(0.5 * (i + 1))

@@ -9,7 +9,8 @@ default 1; see pfml_core.lab.store_queue); dispatch() starts workers for the que
 slots are free. It runs when a grid is submitted, cancelled or resumed, when a worker ends
 (before it exits) and whenever the app looks at the grids, so a killed worker's slot is
 taken by the next grid once its heartbeat is stale. Only the owner of a grid (the session
-that started it) may cancel it."""
+that started it) may cancel it, or the operator (`lab-cancel`). On a full disk the worker
+stops at once: a spare file beside the store is freed so its run can be marked failed."""
 from __future__ import annotations
 
 import os
@@ -21,10 +22,11 @@ import threading
 import time
 from pathlib import Path
 
+from pfml_core.data import faults
 from pfml_core.lab import store_queue
 from pfml_core.lab.store import Store, pid_alive, runs_dir
 from pfml_core.lab.store_queue import alive, max_workers
-from pfml_core.lab.trainer import StopPoll, load_train_fn, run_one, run_parallel, train_run
+from pfml_core.lab.trainer import StopPoll, halt, keep_spare, load_train_fn, run_one, run_parallel, train_run
 
 __all__ = ["Heartbeat", "StopPoll", "alive", "cancel", "dispatch", "load_train_fn",
            "max_workers", "reopen", "resume", "run_grid", "run_one", "start", "submit",
@@ -47,7 +49,7 @@ class Heartbeat:
                 try:
                     if not store.beat(grid_id, pid):
                         return  # cancelled, finished or reaped: no longer this worker's
-                except sqlite3.OperationalError:  # locked past the busy timeout: next beat
+                except (sqlite3.OperationalError, faults.Fault):  # locked, or no space: next beat
                     continue
         finally:
             store.close()
@@ -77,6 +79,7 @@ def run_grid(grid_id: int, store: Store | None = None, train_fn=None, on_run=Non
         return g["status"] == "running" and g["pid"] == pid
 
     parallel = int(store.grid(grid_id)["spec"].get("parallel", 1))
+    keep_spare(store.path)
     with Heartbeat(store.path, grid_id, pid):
         try:
             if parallel > 1:
@@ -91,7 +94,11 @@ def run_grid(grid_id: int, store: Store | None = None, train_fn=None, on_run=Non
         except KeyboardInterrupt:
             store.cancel_grid(grid_id)
             raise
+        except faults.Fault as exc:
+            halt(store, grid_id, str(exc))
+            raise
     return store.finalize_grid(grid_id)
+
 
 
 def start(grid_id: int, store: Store | None = None, train_fn: str | None = None) -> int:
@@ -170,10 +177,10 @@ def cancel(grid_id: int, store: Store | None = None, owner: str | None = None) -
     dispatch(store)
 
 
-def reopen(grid_id: int, store: Store) -> int:
+def reopen(grid_id: int, store: Store, owner: str | None = None) -> int:
     """Requeue a stopped grid's failed and cancelled runs (ValueError while its worker is
-    alive, while it waits in the queue, or when no run is left); returns how many runs
-    are left to run."""
+    alive, while it waits in the queue, when no run is left, or past the resuming owner's
+    budget); returns how many runs are left to run."""
     store.reap_stale()
     g = store.grid(grid_id)
     if alive(g):
@@ -186,7 +193,7 @@ def reopen(grid_id: int, store: Store) -> int:
     left = sum(r["status"] in ("queued", "failed", "cancelled") for r in store.runs(grid_id))
     if not left:
         raise ValueError(f"grid {grid_id} is {g['status']}: no run is left to resume")
-    store.requeue(grid_id)
+    store.requeue(grid_id, owner)
     return left
 
 
@@ -196,5 +203,5 @@ def resume(grid_id: int, store: Store | None = None, train_fn: str | None = None
     resuming session's token, which may then cancel it); its queue position, or None once
     started. ValueError while its worker is alive (a live heartbeat, not a live pid)."""
     store = store or Store()
-    reopen(grid_id, store)
+    reopen(grid_id, store, owner)
     return submit(grid_id, store, train_fn, owner)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pfml_core.data import faults
 from pfml_core.eval import MapService, align, child_process, pca_layout, snapshot_points
-from pfml_core.training import run_folder
+from pfml_core.training import run_folder, slots
 from pfml_core.training.config import TrainConfig
 from pfml_core.training.engine import resolve_device
 from pfml_core.training.snapshot import slim
@@ -72,9 +73,18 @@ class TrainJob:
         self._stop, self._closed = threading.Event(), threading.Event()
         self._touched = time.time()
         self._threads: list[threading.Thread] = []
+        self.slot: slots.Slot | None = None  # the runs folder's training slot it holds
 
     @staticmethod
-    def device_for(config: TrainConfig, map_method: str = "umap") -> str:
+    def claim_slot(cap: int) -> slots.Slot | None:
+        """One of the runs folder's `cap` training slots (PFML_MAX_TRAIN_JOBS), shared by every
+        server and process using that folder; None when all are held. Give it to the job
+        (job.slot): it is freed when the training process ends."""
+        with faults.said("the runs folder could not be written"):
+            return slots.acquire(run_folder.runs_dir(), "train", cap)
+
+    @staticmethod
+    def device_for(config: TrainConfig) -> str:
         """Where a job with this config would train: 'GPU: <name>' or 'CPU, N threads'."""
         return device_label(resolve_device(config.device), cpu_cores())
 
@@ -194,6 +204,8 @@ class TrainJob:
             proc.kill()
         conn.close()
         code = proc.wait()
+        if self.slot is not None:
+            self.slot.release()
         if not finished:
             self.error = self.error or f"the training process ended unexpectedly (exit code {code})"
         with self._cond:

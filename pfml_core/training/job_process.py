@@ -4,7 +4,8 @@ It receives ("start", {config, out_dir, dataset, threads}), then maybe ("stop",)
     ("device", "CPU, 2 threads")   once, before the data is loaded
     ("batch", (i, n))              progress, at most about five times a second
     ("epoch", EpochSnapshot)       after epoch 0 and every finished epoch
-    ("error", message)             bad data or settings (ValueError), or a crash
+    ("error", message)             bad data or settings (ValueError), a full or read-only disk
+                                   (one line, data.faults), or a crash
     ("done", stopped)              last message
 A stop request, or the parent going away (the channel closes), stops it after the batch."""
 from __future__ import annotations
@@ -14,9 +15,21 @@ import time
 
 import torch
 
+from pfml_core.data import faults
 from pfml_core.eval import child_process
 from pfml_core.training.engine import resolve_device, train
 from pfml_core.training.job import device_label
+
+
+def error_message(e: Exception) -> str:
+    """What the page shows when training raised `e`: a storage fault or bad input in its
+    own words (one line), anything else with its type."""
+    cause = faults.describe(e)
+    if cause is not None:  # before ValueError: a Fault is one too
+        return f"training stopped, the run folder could not be written: {cause}"
+    if isinstance(e, ValueError):  # bad data or settings
+        return str(e)
+    return f"training failed: {type(e).__name__}: {e}"
 
 
 def main() -> None:
@@ -53,10 +66,8 @@ def main() -> None:
         result = train(config, callback=lambda s: send(("epoch", s)), should_stop=stop.is_set,
                        out_dir=job["out_dir"], on_batch=on_batch, dataset=job["dataset"])
         stopped = result.stopped
-    except ValueError as e:  # bad data or settings: shown as a message
-        send(("error", str(e)))
     except Exception as e:  # noqa: BLE001 - the page must show it, not die
-        send(("error", f"training failed: {type(e).__name__}: {e}"))
+        send(("error", error_message(e)))
     send(("done", stopped))
 
 
