@@ -13,6 +13,8 @@ environment variable named beside it (a positive number):
                               itself refuses past about 179 megapixels)
 - MAX_TOTAL_MEGAPIXELS = 2000 PFML_MAX_TOTAL_MEGAPIXELS: all images of a set (decoding time)
 - MAX_ZIP_ENTRIES = 100_000   PFML_MAX_ZIP_ENTRIES: entries in a .zip / .npz directory
+- MAX_CSV_COLUMNS = 10_000    PFML_MAX_CSV_COLUMNS: columns of a CSV, counted in its header
+                              line before parsing (a parser's cost grows with them)
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ MAX_DECODED_MB = 256
 MAX_IMAGE_MEGAPIXELS = 50
 MAX_TOTAL_MEGAPIXELS = 2000
 MAX_ZIP_ENTRIES = 100_000
+MAX_CSV_COLUMNS = 10_000
 MIB = 2**20
 
 

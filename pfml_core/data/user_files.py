@@ -18,6 +18,7 @@ from pfml_core.data.dataset import Dataset
 MAX_BYTES = 200 * 2**20  # uploads and files larger than this are refused (compressed size)
 IMAGE_SIZE = 64  # side of the square images fed to the CNN / ResNet
 LABEL_COLUMNS = ("label", "y", "class", "target")
+CSV_CHUNK_CELLS = 1 << 18  # cells parsed at a time (see _read_csv): ~15 MB as strings
 NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
                (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -97,21 +98,59 @@ def _read_npz(path: Path):
                              f"({type(e).__name__})") from None
 
 
-def _csv_cells(path: Path) -> int:
-    """Upper bound on the cells of a CSV (commas + line ends), counted without parsing."""
-    cells = 1
+def _csv_shape(path: Path) -> tuple[int, int]:
+    """(columns of the header line, lines), counted without parsing; the header is refused
+    as soon as it passes MAX_CSV_COLUMNS, before the rest of it is read."""
+    cap = int(limits.limit("MAX_CSV_COLUMNS"))
+    cols, lines, header, last = 1, 0, True, b"\n"
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
-            cells += chunk.count(b",") + chunk.count(b"\n")
-    return cells
+            if header:
+                end = chunk.find(b"\n")
+                cols += chunk.count(b",", 0, len(chunk) if end < 0 else end)
+                if cols > cap:
+                    raise limits.LimitError(f"{path.name}: its header has more than {cap:,} "
+                                            "columns, over the limit (PFML_MAX_CSV_COLUMNS)")
+                header = end < 0
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+    return cols, lines + (last != b"\n")
+
+
+def _label_column(columns, name: str) -> int:
+    low = [str(c).strip().lower() for c in columns]
+    col = next((i for i, c in enumerate(low) if c in LABEL_COLUMNS), None)
+    if col is None:  # the header itself is never echoed (a headerless file's first row)
+        raise ValueError(f"{name} needs a header row with a label column named one of "
+                         f"{list(LABEL_COLUMNS)}; none of its {len(low)} columns is")
+    return col
 
 
 def _read_csv(path: Path):
+    """X float64 (n, F) and labels of a CSV, parsed CSV_CHUNK_CELLS at a time into one
+    array sized from the line count: a column of strings is refused in the chunk where it
+    appears, so the text of a whole file is never held as Python strings."""
     import pandas as pd
 
-    limits.check_bytes(8 * _csv_cells(path), path.name, "the parsed table")
+    cols, lines = _csv_shape(path)
+    # pandas pads short rows, so every line costs the header's width
+    limits.check_bytes(8 * cols * max(lines, 1), path.name, "the parsed table")
+    X, ys, n = None, [], 0
     try:
-        df = pd.read_csv(path)
+        with pd.read_csv(path, chunksize=max(1, CSV_CHUNK_CELLS // cols)) as reader:
+            for df in reader:
+                if X is None:
+                    label = _label_column(df.columns, path.name)
+                    feats = [i for i in range(df.shape[1]) if i != label]
+                    X = np.empty((lines, len(feats)))
+                bad = [k + 1 for k, i in enumerate(feats)
+                       if not pd.api.types.is_numeric_dtype(df.dtypes.iloc[i])]
+                if bad:
+                    raise ValueError(f"{path.name}: feature columns must be numeric; {len(bad)}"
+                                     f" are not (feature column number "
+                                     f"{', '.join(map(str, bad[:5]))})")
+                ys.append(_labels(df.iloc[:, label].to_numpy(), path.name))
+                X[n:n + len(df)] = df.iloc[:, feats].to_numpy(dtype=np.float64)
+                n += len(df)
     except pd.errors.ParserError as e:
         line = re.search(r"line \d+", str(e))
         raise ValueError(f"{path.name} is not a well-formed CSV: ragged rows"
@@ -120,18 +159,7 @@ def _read_csv(path: Path):
         raise ValueError(f"{path.name} is not a well-formed CSV: not UTF-8 text") from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path.name} is not a well-formed CSV: it is empty") from None
-    cols = [str(c).strip().lower() for c in df.columns]
-    col = next((c for c, low in zip(df.columns, cols) if low in LABEL_COLUMNS), None)
-    if col is None:  # the header itself is never echoed (a headerless file's first row)
-        raise ValueError(f"{path.name} needs a header row with a label column named one of "
-                         f"{list(LABEL_COLUMNS)}; none of its {len(cols)} columns is")
-    feats = df.drop(columns=[col])
-    bad = [i + 1 for i, c in enumerate(feats.columns)
-           if not pd.api.types.is_numeric_dtype(feats[c])]
-    if bad:
-        raise ValueError(f"{path.name}: feature columns must be numeric; {len(bad)} are not "
-                         f"(feature column number {', '.join(map(str, bad[:5]))})")
-    return feats.to_numpy(dtype=np.float64), df[col].to_numpy()
+    return X[:n], np.concatenate(ys)
 
 
 def _labels(y, name: str) -> np.ndarray:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from pfml_core import guards
 from pfml_core.data.dataset import SPLITS
+from pfml_core.training import budget
 from pfml_core.training.models import MODELS
 
 
@@ -48,6 +49,12 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; allowed: {sorted(names)}")
         return cls(**d)
 
+    def check_budget(self, dataset) -> TrainConfig:
+        """Raise ValueError when a run of this config on dataset (a pfml_core.data Dataset,
+        before its split) would pass PFML_MAX_RUN_MEMORY or PFML_MAX_RUN_DISK."""
+        budget.check(self, budget.dataset_shape(dataset, self.split))
+        return self
+
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field; returns self."""
         from pfml_core.training.losses import LOSSES
@@ -64,7 +71,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"loss {self.loss!r} does not take {sorted(unknown)}; its "
                              f"parameters are {sorted(LOSSES[self.loss].default_params)}")
-        LOSSES[self.loss].make(2, self.embedding_size, **self.loss_params)  # checks the values
         guards.check_range("noise", self.noise, 0.0, 0.95)
         guards.check_int("epochs", self.epochs, 1, 100_000)
         guards.check_positive("lr", self.lr)
@@ -73,7 +79,7 @@ class TrainConfig:
         guards.check_int("classes_per_batch", self.classes_per_batch, 2, 10_000)
         guards.check_int("samples_per_class", self.samples_per_class, 2, 10_000)
         guards.check_int("eval_subset", self.eval_subset, 10)
-        guards.check_int("seed", self.seed, 0)
+        guards.check_int("seed", self.seed, 0, 2**32 - 1)  # numpy seeds stop there
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', "
                              f"got {self.device!r}")
@@ -88,4 +94,9 @@ class TrainConfig:
         if self.data in BENCHMARKS and not self.data_root:
             raise ValueError(f"data {self.data!r} is a benchmark: give data_root, its unpacked "
                              f"folder (--data-root on the command line)")
+        shape = budget.bundled_shape(self.data, self.split)  # other data: once it is loaded
+        if shape is not None:  # memory only: disk where a run folder is written (engine, page)
+            budget.check(self, shape, disk=False)
+        # checks the values; last, as it makes the proxies the budget has just sized
+        LOSSES[self.loss].make(2, self.embedding_size, **self.loss_params)
         return self

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pfml_core.training import losses
+from pfml_core.training import budget
 from pfml_core.training import distributed
 from pfml_core.training import run_folder
 from pfml_core.data.dataset import Dataset
@@ -134,10 +135,13 @@ def evaluate(epoch, loss, model, loss_fn, prep: Prepared, device, seconds,
     if p is not None:
         metrics["W2"] = proxy_w2(train_emb, prep.train.true_y[tr], p, pl)["mean"]
     keep = prep.keep  # the same rows each epoch
-    return EpochSnapshot(epoch, loss, metrics, emb[keep], labels[keep], train_emb,
-                         prep.train.y[tr], prep.train.true_y[tr], prep.train.flipped[tr], p, pl,
-                         seconds, prep.test.index[prep.eval_rows][keep], prep.train.index[tr],
-                         train_margins(all_emb, prep.train, rows, p, pl))
+    train = prep.train
+    return EpochSnapshot(
+        epoch=epoch, loss=loss, metrics=metrics, embeddings=emb[keep], labels=labels[keep],
+        train_embeddings=train_emb, train_labels=train.y[tr], train_true_labels=train.true_y[tr],
+        train_flipped=train.flipped[tr], proxies=p, proxy_labels=pl, seconds=seconds,
+        eval_index=prep.test.index[prep.eval_rows][keep], train_index=train.index[tr],
+        margins=train_margins(all_emb, train, rows, p, pl))
 
 
 def margin_rows(prep: Prepared) -> np.ndarray:
@@ -161,6 +165,9 @@ def train(config: TrainConfig, callback: Callable | None = None,
     lead = distributed.rank() == 0
     device = distributed.local_device() if distributed.is_distributed() else resolve_device(config.device)
     prep = prepare_data(config, dataset)
+    budget.check(config, budget.shape_of(prep.train, prep.test, prep.input_shape,
+                                         isinstance(prep.view_images, ArrayImages)),
+                 disk=out_dir is not None and lead)  # before the model and proxies exist
     model = build_model(config.model, prep.input_shape, config.embedding_size,
                         config.pretrained)
     if config.freeze_bn:

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners
 
 from pfml_core import guards
-from pfml_core.physics.loss import PotentialFieldLoss, parameter_groups
+from pfml_core.physics.loss import MAX_ALPHA, MAX_PROXIES_PER_CLASS, PotentialFieldLoss, ProxyGroups
 
 
-class LossBundle(torch.nn.Module):
+class LossBundle(ProxyGroups, torch.nn.Module):
     """A loss, its optional miner, and its proxies (if any) under one roof."""
 
     def __init__(self, name: str, loss: torch.nn.Module, miner=None):
@@ -39,12 +39,6 @@ class LossBundle(torch.nn.Module):
             labels = torch.arange(p.shape[0], device=p.device)
         return F.normalize(p, dim=-1), labels.detach()
 
-    def parameter_groups(self, model_parameters, lr: float,
-                         proxy_lr_multiplier: float = 100.0) -> list[dict]:
-        """Model at lr, proxies at lr * multiplier (docs/method.md, section 3: 100x)."""
-        proxies = self.loss.proxies if self.has_proxies else None
-        return parameter_groups(model_parameters, proxies, lr, proxy_lr_multiplier)
-
 
 @dataclass(frozen=True)
 class LossSpec:
@@ -53,6 +47,7 @@ class LossSpec:
     build: Callable  # (num_classes, embedding_size, **params) -> (loss, miner)
     has_proxies: bool
     default_params: dict = field(default_factory=dict)
+    maxima: dict = field(default_factory=dict)  # upper bounds the loss checks (page widgets)
 
     def make(self, num_classes: int, embedding_size: int, **params) -> LossBundle:
         unknown = set(params) - set(self.default_params)
@@ -94,7 +89,8 @@ def _contrastive(n, d, pos_margin, neg_margin):
 LOSSES = {s.name: s for s in [
     # docs/method.md, sections 1 and 3: alpha near 3, delta in [0.1, 0.3], M = 15 (CUB/Cars); 5 keeps small runs light
     LossSpec("pfml", "PFML (potential field)", _pfml, True,
-             {"alpha": 3.0, "delta": 0.2, "delta_rep": None, "proxies_per_class": 5}),
+             {"alpha": 3.0, "delta": 0.2, "delta_rep": None, "proxies_per_class": 5},
+             {"alpha": MAX_ALPHA, "proxies_per_class": MAX_PROXIES_PER_CLASS}),
     LossSpec("proxy_anchor", "Proxy Anchor", _proxy_anchor, True, {"margin": 0.1, "alpha": 32.0}),
     LossSpec("proxy_nca", "ProxyNCA", _proxy_nca, True, {"softmax_scale": 1.0}),
     LossSpec("multi_similarity", "Multi-Similarity", _multi_similarity, False,

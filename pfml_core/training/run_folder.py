@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from pfml_core.eval import label_margin
+from pfml_core.training import budget
 from pfml_core.training.snapshot import EpochSnapshot
 
 METRIC_COLUMNS = ["epoch", "loss", "R@1", "R@2", "R@4", "R@8", "MAP@R", "R-precision",
@@ -156,6 +157,9 @@ def load_embeddings(path) -> dict:
     path = Path(path)
     d = path / EMB_DIR
     files = sorted((int(p.stem[6:]), p) for p in d.glob("epoch-*.npz") if p.stem[6:].isdigit())
+    shared = [p for p in (d / "static.npz", d / "margin_sim.npz", path / "embeddings.npz")
+              if p.is_file()]
+    budget.check_files([p for _, p in files] + shared, f"run {path.name}")  # before reading
     if files and (d / "static.npz").is_file():
         out = _read(d / "static.npz")
         out["epochs"] = np.array([e for e, _ in files])
@@ -213,9 +217,11 @@ def snapshots(run: Run) -> list:
         row = m[m["epoch"] == epoch].iloc[0].to_dict() if (m["epoch"] == epoch).any() else {}
         metrics = {k: float(v) for k, v in row.items() if k not in ("epoch", "loss", "seconds")}
         out.append(EpochSnapshot(
-            int(epoch), float(row.get("loss", float("nan"))), metrics, e["emb"][i], e["labels"],
-            e["train_emb"][i], e["train_labels"], e["train_true_labels"], e["train_flipped"],
-            e["proxies"][i] if "proxies" in e else None, e.get("proxy_labels"),
-            float(row.get("seconds", float("nan"))), e.get("eval_index"), e.get("train_index"),
-            margins[i] if margins else None))
+            epoch=int(epoch), loss=float(row.get("loss", float("nan"))), metrics=metrics,
+            embeddings=e["emb"][i], labels=e["labels"], train_embeddings=e["train_emb"][i],
+            train_labels=e["train_labels"], train_true_labels=e["train_true_labels"],
+            train_flipped=e["train_flipped"], proxies=e["proxies"][i] if "proxies" in e else None,
+            proxy_labels=e.get("proxy_labels"), seconds=float(row.get("seconds", float("nan"))),
+            eval_index=e.get("eval_index"), train_index=e.get("train_index"),
+            margins=margins[i] if margins else None))
     return out
