@@ -1,21 +1,21 @@
 """Command line, the one entry point: `python -m pfml_core train --data mnist5k --loss pfml
---alpha 3 --delta 0.2 --noise 0.2 --epochs 20 --out runs/NAME` writes a run folder (see
-pfml_core.training.run_folder); `noise-lab`, `sweep`, `lab-resume` and `lab-export` are
-the lab's (pfml_core.lab.commands). `torchrun --nproc_per_node=N -m pfml_core train --config
-cub200_resnet50 --data-root DIR` runs the same engine on N processes
-(pfml_core.training.distributed).
-
-A flag given on the command line always wins over the --config file, even when it equals
-TrainConfig's default (`--lr 0.001`, `--no-amp`); TrainConfig's defaults fill in only what
-neither the flags nor the file set."""
+--out runs/NAME` writes a run folder (pfml_core.training.run_folder); the lab's commands are
+pfml_core.lab.commands; under torchrun the same engine runs on N processes. A flag given on
+the command line always wins over the --config file, whose values win over TrainConfig's
+defaults. Bad input and storage faults are one line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import sys
+from pathlib import Path
 
+from pfml_core.data import faults
 from pfml_core.data.dataset import SPLITS
 from pfml_core.lab import commands as lab_cli
+from pfml_core.lab.store import default_path
 from pfml_core.training.config import TrainConfig
 from pfml_core.training.models import MODELS
 
@@ -27,6 +27,8 @@ VALUE_FLAGS = {  # TrainConfig field: type; the flag is --field-name
     "weight_decay": float, "classes_per_batch": int, "samples_per_class": int,
     "eval_subset": int, "seed": int, "device": str, "warmup_epochs": int}
 BOOL_FLAGS = ("pretrained", "freeze_bn", "amp")  # --amp / --no-amp
+OUT_FILES = {"lab-export": ("out", "curves"), "suspects": ("out",),  # CSVs written
+             "noise-lab": ("export", "curves"), "sweep": ("export",)}
 CHOICES = {"split": SPLITS, "model": MODELS}
 HELP = {
     "data": "mnist5k | digits | image folder | .zip | .npz | .csv | cub200 | cars196 | sop",
@@ -72,8 +74,10 @@ def _loss_params(a) -> dict:
     if a.loss_params is not None:
         try:
             params = json.loads(a.loss_params)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--loss-params must be a JSON dict, got {a.loss_params!r} "
+        except RecursionError:
+            raise ValueError("--loss-params is nested too deeply; it must be a flat JSON dict") from None
+        except ValueError as e:
+            raise ValueError(f"--loss-params must be a JSON dict, got {a.loss_params[:80]!r} "
                              f"({e})") from None
         if not isinstance(params, dict):
             raise ValueError(f"--loss-params must be a JSON dict, got {a.loss_params!r}")
@@ -111,20 +115,19 @@ def run_train(a) -> int:
 
     from pfml_core.data.benchmarks import BENCHMARKS
     from pfml_core.data.bundled import load_dataset
-    from pfml_core.training import distributed
-    from pfml_core.training import run_folder
+    from pfml_core.training import distributed, run_folder
     from pfml_core.training.engine import train
 
     config = config_from_args(a)
     distributed.init_from_env()  # torchrun: join the group; a plain run: nothing
     lead = distributed.rank() == 0
-    # bad data fails here, before the progress bar; benchmarks are read lazily by train()
-    dataset = None if config.data in BENCHMARKS else load_dataset(config.data)
-    out = a.out
-    if out is None and lead:
-        out = run_folder.new_run_dir(config)
-    bar = tqdm(total=config.epochs, unit="epoch", desc=f"{config.loss} on {config.data}",
-               disable=not lead)
+    if not distributed.is_distributed():  # torchrun picks each rank's device itself
+        check_device(config.device)
+    out, created = a.out, None
+    if lead:  # made before the data loads, so a bad --out fails at once
+        created = run_folder.new_run_dir(config) if out is None else _make_out(out)
+        out = created if out is None else out
+    bar = None
 
     def on_epoch(s):
         if s.epoch:
@@ -132,10 +135,19 @@ def run_train(a) -> int:
         bar.set_postfix(loss=f"{s.loss:.4g}", R1=f"{s.metrics['R@1']:.3f}")
 
     try:
+        # bad data fails here, before the progress bar; benchmarks are read lazily by train()
+        dataset = None if config.data in BENCHMARKS else load_dataset(config.data)
+        bar = tqdm(total=config.epochs, unit="epoch", desc=f"{config.loss} on {config.data}",
+                   disable=not lead)
         result = train(config, callback=on_epoch, out_dir=out, dataset=dataset)
-    except KeyboardInterrupt:
-        bar.close()
-        print(f"interrupted; finished epochs are in {out}", file=sys.stderr)
+    except BaseException as e:
+        if bar is not None:
+            bar.close()
+        kept = not _discard(created, out)
+        if not isinstance(e, KeyboardInterrupt):
+            raise
+        print(f"interrupted; finished epochs are in {out}" if kept else
+              "interrupted before the first epoch; no run folder was kept", file=sys.stderr)
         return 130
     bar.close()
     distributed.shutdown()
@@ -145,6 +157,77 @@ def run_train(a) -> int:
     print(f"done: {len(result.history) - 1} epochs, R@1 {last.metrics['R@1']:.4f}, "
           f"MAP@R {last.metrics['MAP@R']:.4f} -> {result.out_dir}")
     return 0
+
+
+def _make_out(out: str) -> Path | None:
+    """Create --out (and missing parents); the topmost folder this made, None if it existed."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():  # a file, /dev/null
+        raise ValueError(f"--out {out} exists and is not a folder; give a run folder")
+    made = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: the folder cannot be made ({_os_error(e)})") from None
+    return made
+
+
+def _discard(created: Path | None, out) -> bool:
+    """Remove the folder this command made for a run that wrote no epoch; True if removed."""
+    if created is None or out is None or (Path(out) / "metrics.csv").exists():
+        return False
+    shutil.rmtree(created, ignore_errors=True)
+    return True
+
+
+def check_device(name: str) -> None:
+    """A device this machine has ('auto' always); checked before any data is read."""
+    import torch
+
+    kind, _, index = str(name).partition(":")
+    if kind == "cuda" and re.fullmatch(r"\d*", index):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not n or int(index or 0) >= n:
+            raise ValueError(f"device {name!r}: this machine has {n} CUDA GPUs; use --device "
+                             "cpu or auto")
+    mps = getattr(torch.backends, "mps", None)
+    if kind == "mps" and not (mps and mps.is_available()):
+        raise ValueError("device 'mps': no Apple GPU here; use --device cpu or auto")
+
+
+def _check_file(path: str) -> None:
+    """A CSV the command will write: not a folder, and in a folder that exists."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name to write")
+    if not p.parent.is_dir():
+        raise ValueError(f"{path}: the folder {p.parent} does not exist")
+
+
+def check_args(a) -> None:
+    """What was typed, checked before any work: files to write, the store, the device."""
+    for flag in OUT_FILES.get(a.command, ()):
+        if getattr(a, flag) is not None:
+            _check_file(getattr(a, flag))
+    store = getattr(a, "store", None)
+    if store is not None and not Path(store).parent.is_dir():
+        raise ValueError(f"--store {store}: the folder {Path(store).parent} does not exist")
+    if a.command in ("lab-export", "lab-resume") and not Path(store or default_path()).exists():
+        raise ValueError(f"no lab store at {store or default_path()}")
+    if a.command in ("noise-lab", "sweep"):
+        check_device(a.device)
+    tiny = [d for d in a.delta if 0 < d < 1e-6] if a.command == "sweep" else []
+    if tiny:  # the sweep keeps delta + gap to 6 decimals: smaller is 0
+        raise ValueError(f"--delta must be at least 1e-6, got {tiny[0]:g}")
+
+
+def _os_error(e: OSError) -> str:
+    """A fault (full, read-only, forbidden disk) as faults says it, else the OS's words."""
+    said = faults.describe(e)
+    if said is None:
+        said = e.strerror or str(e)
+        said += f": {e.filename}" if e.filename else ""
+    return said
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_args(args)
         return int(args.func(args) or 0)
-    except ValueError as e:  # bad input: a clear message, no traceback
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # bad input or a storage fault: one line, no traceback
+        text = _os_error(e) if isinstance(e, OSError) else str(e)
+        print(f"error: {' '.join(text.split())}", file=sys.stderr)
         return 2

@@ -43,12 +43,13 @@ def pg_panel_label(dyn: _playground.Dynamics) -> str:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def pg_figure(cfg: _playground.SceneConfig, dyns: tuple, cls: int, steps: int):
-    """The animated playground figure of a scene under each Dynamics (one panel each).
+def pg_figure(cfg: _playground.SceneConfig, dyns: tuple, cls: int, steps: int, fixed_scale: bool = False):
+    """The animated playground figure of a scene under each Dynamics (one panel each; one
+    colour scale, fieldmap.FIXED_LIMITS with fixed_scale).
     A read-only shared object: st.plotly_chart serialises a copy and nothing mutates it;
     building its Plotly frames costs far more than the cache lookup."""
     movies = {pg_panel_label(d): pg_movie(cfg, d, cls, steps) for d in dyns}
-    return _field.play_figure(pg_scene(cfg), movies)
+    return _field.play_figure(pg_scene(cfg), movies, fixed_scale=fixed_scale)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -58,9 +59,9 @@ def pg_energy_figure(cfg: _playground.SceneConfig, dyns: tuple, cls: int, steps:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def decay_figure(alpha: float, delta: float):
-    """The decay explorer's three-panel figure."""
-    return _decay.decay_figure(alpha, delta)
+def decay_figure(alphas: tuple, delta: float):
+    """The decay explorer's three-panel figure, one PFML curve per alpha in `alphas`."""
+    return _decay.decay_figure(alphas, delta)
 
 
 # --- training ---
@@ -76,11 +77,11 @@ def train_map_service():
 
 
 @st.cache_data(show_spinner=False)
-def train_device(device: str, map_method: str) -> str:
+def train_device(device: str) -> str:
     """Where a run with this device setting trains: 'GPU: <name>' or 'CPU, N threads'."""
     from pfml_core.training import TrainConfig, TrainJob
 
-    return TrainJob.device_for(TrainConfig(device=device), map_method)
+    return TrainJob.device_for(TrainConfig(device=device))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

@@ -7,6 +7,7 @@ from PIL import Image
 
 from pfml_core.data import transforms
 from pfml_core.training import presets as configs
+from pfml_core.training.models import build_model
 
 PAPER = {  # name: (dataset, weight decay, proxies per class)
     "cub200_resnet50": ("cub200", 5e-4, 15),
@@ -36,7 +37,11 @@ def test_config_has_the_paper_settings(name):
 def test_config_builds_its_model(name):
     c = configs.load_config(name)
     torch.manual_seed(0)
-    model = configs.build_model(c, pretrained=False)
+    # as the engine builds it: models.build_model, then BatchNorm frozen per the config
+    size = configs.IMAGE_SIZE
+    model = build_model(c["model"], (3, size, size), c["embedding_size"], pretrained=False)
+    assert c["freeze_bn"]
+    configs.freeze_batchnorm(model)
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(bn) == 53  # ResNet-50
     assert all(not m.training and not m.weight.requires_grad for m in bn)

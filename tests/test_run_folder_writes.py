@@ -29,12 +29,13 @@ def _snap(epoch, n=30, m=20, D=8, P=6, C=3, proxies=True, margins=True) -> Epoch
         margin, rival = label_margin.margin_and_rival(sim, tl)
         mg = TrainMargins(margin, rival, sim, tl, true, flipped, np.arange(m) * 3)
     return EpochSnapshot(
-        epoch, float("nan") if epoch == 0 else 1.0 / epoch, {"R@1": 0.5 + epoch / 100},
-        rng.standard_normal((n, D)).astype(np.float32), labels,
-        rng.standard_normal((m, D)).astype(np.float32), tl, true, flipped,
-        rng.standard_normal((P, D)).astype(np.float32) if proxies else None,
-        np.arange(P) % C if proxies else None, 0.1 * epoch, np.arange(n) * 2,
-        np.arange(m) * 3, mg)
+        epoch=epoch, loss=float("nan") if epoch == 0 else 1.0 / epoch,
+        metrics={"R@1": 0.5 + epoch / 100}, embeddings=rng.standard_normal((n, D)).astype(np.float32),
+        labels=labels, train_embeddings=rng.standard_normal((m, D)).astype(np.float32),
+        train_labels=tl, train_true_labels=true, train_flipped=flipped,
+        proxies=rng.standard_normal((P, D)).astype(np.float32) if proxies else None,
+        proxy_labels=np.arange(P) % C if proxies else None, seconds=0.1 * epoch,
+        eval_index=np.arange(n) * 2, train_index=np.arange(m) * 3, margins=mg)
 
 
 def _old_write_embeddings(out, history) -> None:

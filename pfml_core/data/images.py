@@ -1,8 +1,9 @@
 """Image folders (one sub-folder per class) read from disk or straight from a .zip (never
 extracted, so no path tricks), decoded with PIL, brought to a square by the evaluation
-transform (torchvision Resize + CenterCrop) and stacked in [0, 1]. Sizes are checked before
-reading (pfml_core.data.limits): each file from the zip directory or the file system, each
-image's pixels from its header, the decoded set from its count."""
+transform (torchvision Resize + CenterCrop) and stacked in [0, 1]; 16-bit, 32-bit and float
+pixels are scaled by their own range (`pixels`). Sizes are checked before reading
+(pfml_core.data.limits): each file from the zip directory or the file system, each image's
+pixels from its header, the decoded set from its count."""
 from __future__ import annotations
 
 import io
@@ -11,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from pfml_core.data import limits
@@ -19,6 +21,35 @@ from pfml_core.data.transforms import eval_transform
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}  # every image reader
 MAX_IMAGES = 20_000  # keeps an upload from exhausting memory
+WIDE_MAX = 65535.0  # full scale of 16-bit pixels, and of the 32-bit ones PIL reads them into
+
+
+class PixelError(ValueError):
+    """A readable image whose pixel format cannot be brought to [0, 1]."""
+
+
+def pixels(im: Image.Image, name: str):
+    """An opened image as the transform takes it: 8-bit modes as PIL (made RGB by the
+    transform), wider ones as a float (3, H, W) tensor in [0, 1]; PIL's own RGB conversion
+    would clip 16-bit values at 255, leaving a gradient two shades."""
+    if not (im.mode.startswith("I") or im.mode == "F"):
+        try:
+            return im.convert("RGB")
+        except ValueError:
+            raise PixelError(f"cannot read image {name!r}: pixel format {im.mode!r} is not "
+                             "supported; save it as 8-bit RGB or grayscale") from None
+    a = np.array(im, dtype=np.float32)  # a writable copy: torch shares it
+    low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if im.mode == "F":  # floats carry no full scale of their own: only [0, 1] is unambiguous
+        if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= 1):
+            raise PixelError(f"cannot read image {name!r}: its floating-point pixels are "
+                             "not all in [0, 1]; save it as 8- or 16-bit")
+    elif low < 0 or high > WIDE_MAX:
+        raise PixelError(f"cannot read image {name!r}: its integer pixels are outside "
+                         "0..65535; save it as 8- or 16-bit")
+    else:
+        a /= WIDE_MAX
+    return torch.from_numpy(a)[None].expand(3, -1, -1).contiguous()
 
 
 def decode(raw: bytes | Path, square, name: str,
@@ -32,8 +63,8 @@ def decode(raw: bytes | Path, square, name: str,
             im = Image.open(io.BytesIO(raw) if isinstance(raw, bytes) else raw)
         with im:
             (budget or limits.PixelBudget(name)).take(im.size, name)
-            return square(im).numpy()
-    except limits.LimitError:
+            return square(pixels(im, name)).numpy()
+    except (limits.LimitError, PixelError):
         raise
     except Image.DecompressionBombError:  # PIL refuses past twice its own limit, at open
         where = f"{budget.source}: " if budget else ""
@@ -63,12 +94,14 @@ def _stack(groups: dict[str, list], read, size: int, source: str) -> Dataset:
     names = sorted(groups)
     square, budget = eval_transform(size, size, normalize=False), limits.PixelBudget(source)
     X, y = np.empty((total, 3, size, size), np.float32), []  # filled in place: no 2nd copy
+    paths = []  # a zip member's own name; class/file in a folder
     for c, cls in enumerate(names):
         for entry in sorted(groups[cls], key=str):
             X[len(y)] = decode(read(entry), square, f"{cls}/{PurePosixPath(str(entry)).name}",
                                budget)
             y.append(c)
-    return Dataset(X, np.array(y, dtype=np.int64), names, "image", source)
+            paths.append(entry if isinstance(entry, str) else f"{cls}/{entry.name}")
+    return Dataset(X, np.array(y, dtype=np.int64), names, "image", source, sources=paths)
 
 
 def load_image_folder(root: Path, size: int = 64) -> Dataset:

@@ -1,7 +1,7 @@
 """Opening the lab's SQLite file, and recovering when it is damaged (overwritten, truncated,
 corrupt): the file is moved aside, kept as NAME.damaged-STAMP-PID with its -wal/-shm files
-(never deleted), and a fresh store is started. One process at a time decides (a lock file
-beside the store), so two processes never move a fresh store aside."""
+(never deleted), and a fresh store is started. Any other file is refused, never moved. One
+process at a time decides (a lock file beside the store), so two never move a fresh store."""
 from __future__ import annotations
 
 import contextlib
@@ -20,6 +20,7 @@ except ImportError:  # not POSIX: recovery is then unlocked
 # then: SQLite's quick_check reads every page (~25 ms for a 20 MB store), so it runs again
 # only once the file changed (in WAL mode the main file changes only at checkpoints).
 _SOUND: dict[str, tuple] = {}
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class Damaged(Exception):
@@ -55,6 +56,14 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
     return conn
 
 
+def meant_as_store(path: Path) -> bool:
+    """Only such a file may be moved aside: it starts as SQLite files do (or is cut short
+    within that header), or it is named as one (the app's lab.sqlite, overwritten)."""
+    with open(path, "rb") as f:
+        head = f.read(len(SQLITE_HEADER))
+    return SQLITE_HEADER.startswith(head) or path.suffix in (".sqlite", ".sqlite3")
+
+
 def move_aside(path: Path) -> Path:
     """Keep a damaged store (and its -wal/-shm files) as NAME.damaged-STAMP-PID."""
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
@@ -77,6 +86,9 @@ def open_store(path: Path, schema: str) -> tuple[sqlite3.Connection, Path | None
     try:
         return connect(path, schema), None
     except Damaged:
+        if not meant_as_store(path):
+            raise ValueError(f"{path} is not a lab store (not an SQLite file); it is left as "
+                             "it is: give a new file or a lab store") from None
         with _lock(path):
             try:  # another process may have recovered it meanwhile
                 return connect(path, schema), None

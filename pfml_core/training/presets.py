@@ -1,6 +1,6 @@
 """The paper's ResNet-50 setups (configs/*.toml) -> one flat dict: the TrainConfig fields
-(pfml_core.training.config) plus the benchmark extras below, validated; and the model, BN
-freezing and image transforms those settings call for."""
+(pfml_core.training.config) plus the benchmark extras below, validated; and the BN freezing
+and image transforms those settings call for (the model: pfml_core.training.models)."""
 from __future__ import annotations
 
 import tomllib
@@ -68,17 +68,6 @@ def train_config(flat: dict):
     from pfml_core.training.config import TrainConfig
 
     return TrainConfig.from_dict({k: v for k, v in flat.items() if k not in EXTRAS})
-
-
-def build_model(config: dict, pretrained: bool | None = None, input_size: int = IMAGE_SIZE):
-    """The embedding network of a config (pfml_core.training.models); pretrained overrides the file
-    (tests pass False: no download). BN is frozen when the config asks for it."""
-    from pfml_core.training.models import build_model as build
-
-    weights = config["pretrained"] if pretrained is None else pretrained
-    model = build(config["model"], (3, input_size, input_size), config["embedding_size"],
-                  pretrained=weights)
-    return freeze_batchnorm(model) if config.get("freeze_bn") else model
 
 
 def freeze_batchnorm(model):

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # annotations only: this module stays a leaf (run_folder impo
     from pfml_core.training.losses import LossBundle
 
 
-@dataclass
+@dataclass(kw_only=True)  # 15 fields: built by name, never by position
 class EpochSnapshot:
     epoch: int
     loss: float
