@@ -10,6 +10,7 @@ from pfml_core.eval import neighbours
 from pfml_core.training import LOSSES, MODELS, TrainConfig, TrainJob
 from pfml_core.viz import training as viz
 from studio import cache, safe, train_session
+from studio import check_labels as check_ui
 from studio.nav import use_app_navigation
 
 use_app_navigation()  # first: see studio/nav.py
@@ -39,13 +40,14 @@ def data_source(col) -> str | None:
 
 
 def loss_params(col, loss: str) -> dict:
-    out = {}
+    out, maxima = {}, LOSSES[loss].maxima
     for name, default in LOSSES[loss].default_params.items():
         if isinstance(default, float):
-            out[name] = col.number_input(name, value=default, key=f"train_p_{loss}_{name}",
-                                         format="%.3g")
+            out[name] = col.number_input(name, value=default, max_value=maxima.get(name),
+                                         key=f"train_p_{loss}_{name}", format="%.3g")
         elif isinstance(default, int):
             out[name] = int(col.number_input(name, value=default, min_value=0,
+                                             max_value=maxima.get(name),
                                              key=f"train_p_{loss}_{name}"))
     return out
 
@@ -79,16 +81,22 @@ def start(config: TrainConfig, method: str) -> None:
         config.validate()
         dataset = cache.train_dataset(config.data)
         data.split(dataset, config.split, config.seed)  # fail here, not in the training process
+        config.check_budget(dataset)  # its memory and disk, before a process starts
         train_session.max_jobs()  # a bad operator setting: say so here
     except ValueError as e:
         safe.say("error", e)
         return
-    job = view.start(lambda: TrainJob(config, training.new_run_dir(config), method, dataset,
-                                      maps if method == "umap" else None,
-                                      heartbeat_s=train_session.HEARTBEAT_S))
+    try:  # a full or read-only runs folder: one line (pfml_core.data.faults)
+        job = view.start(lambda: TrainJob(config, training.new_run_dir(config), method, dataset,
+                                          maps if method == "umap" else None,
+                                          heartbeat_s=train_session.HEARTBEAT_S))
+    except ValueError as e:
+        safe.say("error", e)
+        return
     if job is None:
         st.warning(f"The server is already training {train_session.max_jobs()} models for other "
-                   "visitors, the most it runs at once. Press Start again when one ends.")
+                   "visitors (on this runs folder), the most it runs at once. Press Start again "
+                   "when one ends.")
         return
     st.rerun()  # redraw with Start disabled while the job runs
 
@@ -119,18 +127,21 @@ def where(device: str, method: str, state: str) -> None:
         st.rerun()  # warm now: redraw (and stop polling)
     umap = {"ready": "UMAP ready", "warming": "UMAP warming up (once per server; PCA is "
             "shown meanwhile)"}.get(state, f"UMAP {state}")
-    st.caption(f"Training runs on: {cache.train_device(device, method)}"
+    st.caption(f"Training runs on: {cache.train_device(device)}"
                + (f" · {umap}" if method == "umap" else ""))
 
 
 config, method = settings()
+check_ui.preview(config.data if config else None, config.split if config else "zero-shot")
 where(config.device if config else "auto", method, maps.state)
-b1, b2, _ = st.columns([1, 1, 6])
+b1, b2, b3, _ = st.columns([1, 1, 2, 4])
 if b1.button("Start", type="primary", key="train_start", disabled=config is None or view.running):
     start(config, method)
 if b2.button("Stop", key="train_stop", disabled=not view.running):
     view.job.stop()
+check_ui.button(b3, config)
 past_runs(method)
+check_ui.section()
 
 
 @st.fragment(run_every=1.0 if view.polling else None)
@@ -159,7 +170,7 @@ def status() -> None:
             job.config.epochs else f"{epoch} epochs done, finishing"
         st.progress(min(1.0, (epoch + (i / n if n else 0)) / job.config.epochs), text=now + where)
     else:
-        saved = f" · saved in {Path(job.out_dir).name}" if job.out_dir else ""  # no server path
+        saved = f" · saved in {safe.plain(Path(job.out_dir).name)}" if job.out_dir else ""  # no server path
         st.success(f"{'stopped after' if job.stopped else 'finished'} {epoch} epochs{where}{saved}")
     shown, layouts = job.map_view()
     if job.map_method == "umap" and job.maps_pending and job.snapshots:
@@ -208,6 +219,7 @@ status()
 if view.job is not None and view.job.snapshots:
     names, images = class_names(view.job.config)
     st.plotly_chart(view.curves(), key="train_curves")
-    st.plotly_chart(view.map_figure(names), key="train_map", on_select=pick_query,
+    st.plotly_chart(view.map_figure(names, images.sources if images is not None else None),
+                    key="train_map", on_select=pick_query,
                     selection_mode="points")
     neighbours_view(view.job.snapshots[-1], names, images)

@@ -264,7 +264,9 @@ def test_gain_text_states_both_means_and_spreads():
     text = lab.gain_text(agg, {"pfml": "PFML (potential field)", "proxy_anchor": "Proxy Anchor"})
     pf = agg.set_index(["loss", "noise"]).loc[("pfml", 0.2)]
     assert text.startswith("**Measured PFML − Proxy Anchor (R@1):** 0% noise: ")
-    assert f"PFML {pf['R@1 mean']:.3f} ± {pf['R@1 std']:.3f}" in text and "n = 3 / 3" in text
+    assert f"PFML {100 * pf['R@1 mean']:.1f} ± {100 * pf['R@1 std']:.1f}" in text and "n = 3 / 3" in text
+    one = agg.assign(n=1)  # a single seed: no spread shown, not "± 0.0"
+    assert "±" not in lab.gain_text(one)
     assert lab.gain_text(agg[agg["loss"] == "pfml"]) == ""
 
 

@@ -1,4 +1,4 @@
-"""The Dataset record, the two splits and seeded label noise. Every bad input raises
+"""The Dataset record, the splits and seeded label noise. Every bad input raises
 ValueError with a message a user can act on."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from pfml_core import guards
 
-SPLITS = ("zero-shot", "same-classes")
+SPLITS = ("zero-shot", "same-classes", "all-rows")
 
 
 @dataclass
@@ -23,6 +23,8 @@ class Dataset:
     true_y: np.ndarray | None = None
     flipped: np.ndarray | None = None
     index: np.ndarray = field(default=None)  # rows of the source dataset, for images
+    sources: list[str] | None = None  # by source row: an image's path in its zip or folder
+    held_out: Dataset | None = None  # all-rows split: measure R@1 here (else on every row)
 
     def __post_init__(self):
         if self.index is None:
@@ -32,7 +34,7 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def subset(self, rows: np.ndarray, classes: np.ndarray | None = None) -> "Dataset":
+    def subset(self, rows: np.ndarray, classes: np.ndarray | None = None) -> Dataset:
         """Rows `rows`; with `classes`, labels are renumbered 0..len(classes)-1 in that order."""
         y = self.y[rows]
         names = self.class_names
@@ -41,10 +43,10 @@ class Dataset:
             remap[classes] = np.arange(len(classes))
             y, names = remap[y], [self.class_names[c] for c in classes]
         return Dataset(self.X[rows], y.astype(np.int64), names, self.kind, self.name,
-                       index=self.index[rows])
+                       index=self.index[rows], sources=self.sources)
 
 
-def _check_scorable(test: "Dataset", mode: str, every: bool) -> None:
+def _check_scorable(test: Dataset, mode: str, every: bool) -> None:
     """Recall@K asks, for each held-out query, whether a sample of its class is among its
     nearest: a class with one held-out sample has no such pair, and a held-out side made of
     them scores NaN. every=True: each held-out class needs 2 samples, else at least one."""
@@ -59,8 +61,14 @@ def _check_scorable(test: "Dataset", mode: str, every: bool) -> None:
 def split(data: Dataset, mode: str = "zero-shot", seed: int = 0,
           test_fraction: float = 0.5) -> tuple[Dataset, Dataset]:
     """(train, test). zero-shot: first half of the classes train, the rest test (the DML
-    protocol, docs/method.md, section 6), labels renumbered per side. same-classes: a stratified split."""
+    protocol, docs/method.md, section 6), labels renumbered per side. same-classes: a stratified
+    split. all-rows: every row trains (so every label is checked, pfml_core.lab.check_labels);
+    R@1 is measured on data.held_out when set, else on the training rows themselves."""
     guards.check_choice("split", mode, SPLITS)
+    if mode == "all-rows":
+        test = data.held_out if data.held_out is not None else data.subset(np.arange(len(data.y)))
+        _check_scorable(test, mode, every=False)
+        return data.subset(np.arange(len(data.y))), test
     classes = np.unique(data.y)
     if mode == "zero-shot":
         if len(classes) < 4:
@@ -117,7 +125,7 @@ def with_noise(data: Dataset, rate: float, seed: int = 0) -> Dataset:
     """A copy of a training set with noisy labels in y, true labels in true_y."""
     noisy, flipped = flip_labels(data.y, rate, seed, data.num_classes)
     return Dataset(data.X, noisy, data.class_names, data.kind, data.name,
-                   true_y=data.y.copy(), flipped=flipped, index=data.index)
+                   true_y=data.y.copy(), flipped=flipped, index=data.index, sources=data.sources)
 
 
 def split_class_names(class_names: list[str], mode: str) -> dict[str, list[str]]:

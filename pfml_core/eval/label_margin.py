@@ -4,11 +4,12 @@ the "area under the margin" of Pleiss et al. (NeurIPS 2020, arXiv 2001.10528), w
 suspect labels (pfml_core.lab.suspects); its mean over flipped and over clean samples is the
 noise lab's memorization curve.
 
-Class anchors: for proxy losses, a class's nearest proxy (the largest cosine between the
-sample and that class's proxies); for losses without proxies, the L2-normalised centroid of
-the training embeddings under their given labels (the only class summary that a run with
-unknown flips has). margin = cos(sample, anchor of its given class)
-                            - max over the other classes c of cos(sample, anchor of c)."""
+Class anchors (train_margins): the L2-normalised centroid of the training embeddings under
+their given labels, for every loss. A class's proxies can be captured by another class's
+samples (PFML on all 10 digits: the nearest proxies of 0 and 7 belong to other classes,
+noise or not), which made whole clean classes look mislabelled; a centroid stays with its
+class's samples. margin = cos(sample, anchor of its given class)
+                        - max over the other classes c of cos(sample, anchor of c)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,9 +75,10 @@ def margin_and_rival(sim: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
 def train_margins(emb: np.ndarray, train, rows: np.ndarray, proxies=None,
                   proxy_labels=None) -> TrainMargins:
     """The margins of training rows `rows` of `train` (a pfml_core.data Dataset after
-    with_noise) whose embeddings are emb (len(rows), D)."""
+    with_noise) whose embeddings are emb (len(rows), D). The proxies are taken and not used:
+    anchors are centroids (see the module docstring)."""
     labels = np.asarray(train.y)[rows]
-    sim = class_similarity(emb, labels, train.num_classes, proxies, proxy_labels)
+    sim = class_similarity(emb, labels, train.num_classes)
     margin, rival = margin_and_rival(sim, labels)
     true = train.true_y[rows] if train.true_y is not None else labels
     flipped = train.flipped[rows] if train.flipped is not None else np.zeros(len(rows), bool)

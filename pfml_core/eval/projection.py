@@ -112,20 +112,22 @@ def project(points, method: str = "umap", previous: np.ndarray | None = None,
 def snapshot_points(snapshot, include: str = "both") -> tuple[np.ndarray, dict]:
     """Stack a snapshot's points: train view, held-out eval set, proxies. Returns
     (N, D) and a dict of per-point arrays: label, group ('train'|'held-out'|'proxy'),
-    flipped, row (index within its group)."""
-    parts, meta = [], {"label": [], "group": [], "flipped": [], "row": []}
+    flipped, row (index within its group), source (row of the source data; -1 for proxies)."""
+    parts, meta = [], {"label": [], "group": [], "flipped": [], "row": [], "source": []}
 
-    def add(x, labels, group, flipped=None):
+    def add(x, labels, group, flipped=None, source=None):
         parts.append(x)
+        meta["source"].append(np.full(len(x), -1) if source is None else np.asarray(source))
         meta["label"].append(np.asarray(labels))
         meta["group"].append(np.full(len(x), group))
         meta["flipped"].append(np.zeros(len(x), bool) if flipped is None else flipped)
         meta["row"].append(np.arange(len(x)))
 
     if include in ("both", "train"):
-        add(snapshot.train_embeddings, snapshot.train_labels, "train", snapshot.train_flipped)
+        add(snapshot.train_embeddings, snapshot.train_labels, "train", snapshot.train_flipped,
+            snapshot.train_index)
         if snapshot.proxies is not None:
             add(snapshot.proxies, snapshot.proxy_labels, "proxy")
     if include in ("both", "held-out"):
-        add(snapshot.embeddings, snapshot.labels, "held-out")
+        add(snapshot.embeddings, snapshot.labels, "held-out", source=snapshot.eval_index)
     return np.concatenate(parts), {k: np.concatenate(v) for k, v in meta.items()}

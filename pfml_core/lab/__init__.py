@@ -10,11 +10,12 @@ from pfml_core.lab.paper import ABLATIONS, AXIS_LABELS, NOISE_TABLE, ablation, n
 from pfml_core.lab.regime import default_grid
 from pfml_core.lab.runtime import dataset, eta, train_class_names
 from pfml_core.lab.store import Store
-from pfml_core.lab import suspects, worker
+from pfml_core.lab import check_labels, clean_export, cleaning, suspects, worker
 
 __all__ = ["ABLATIONS", "AXIS_LABELS", "CURVES", "DETECTION", "MEMORIZATION_NOTE", "MAX_RUNS", "NOISE_AXES", "NOISE_TABLE",
            "REPORTED", "SWEEP_AXES", "Store", "ablation", "aggregate", "check_data",
            "curves_frame", "curves_summary", "dataset", "default_grid", "detection_table", "eta", "export_csv",
            "export_curves", "gain", "gain_text", "grid_frame", "loss_names", "noise_gain", "noise_grid",
            "noise_table", "parse_list", "runs_frame", "suspects", "sweep_grid",
+           "check_labels", "clean_export", "cleaning",
            "train_class_names", "worker"]

@@ -1,19 +1,16 @@
-"""CLI for the lab: `python -m pfml_core noise-lab ...` and `python -m pfml_core sweep ...`
-run a grid in the foreground (or --background) into the same store the app reads (noise-lab
-with no flags: the default grid of pfml_core.lab.regime); `lab-resume GRID` runs a stopped
-grid's failed, cancelled and unstarted runs (or queues it, --background), as the app's Resume
-does; `lab-export GRID OUT.csv [--curves C.csv]` writes a stored grid's runs (and
-memorization curves) as CSV;
-`suspects RUN_DIR --top N --out suspects.csv` ranks a run folder's training labels. The
-parsers are added to pfml_core.cli's, the one entry point."""
+"""The lab's commands, added to pfml_core.cli's parser: `noise-lab` and `sweep` run a grid
+in the foreground (or --background) into the store the app reads; `lab-resume GRID` runs a
+stopped grid's unfinished runs, as the app's Resume does; `lab-export GRID OUT.csv [--curves
+C.csv]` writes a stored grid's runs as CSV; `suspects RUN_DIR --top N --out suspects.csv`
+ranks a run folder's training labels."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 
+from pfml_core.lab import admin, check_cli, measure, regime, runtime, suspects, worker
 from pfml_core.lab import grid as lab
-from pfml_core.lab import measure, regime, runtime, suspects, worker
 from pfml_core.lab.store import Store
 
 SWEEP_BASE = {"epochs": 5, "model": "auto", "embedding_size": 64, "eval_subset": 1000}
@@ -85,6 +82,7 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--curves", default=None, metavar="CURVES.csv",
                    help="also write the memorization curves (one row per run and epoch)")
     e.set_defaults(func=run_export)
+    admin.add_parsers(subparsers)  # lab-cancel
     r = subparsers.add_parser("lab-resume", help="run a stopped grid's failed, cancelled and "
                               "unstarted runs (refused while its worker is alive)")
     r.add_argument("grid_id", type=int)
@@ -96,10 +94,12 @@ def add_parsers(subparsers) -> None:
     u = subparsers.add_parser("suspects", help="rank a run folder's training labels, most "
                               "suspect first", description=suspects.__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    u.add_argument("run_dir", help="a run folder (python -m pfml_core train ... --out DIR)")
+    u.add_argument("run_dir", nargs="?", default=None,
+                   help="a run folder (python -m pfml_core train ... --out DIR); or --data")
     u.add_argument("--top", type=int, default=None, help="rows to write (default: all)")
     u.add_argument("--out", default="suspects.csv", help="CSV to write (default suspects.csv)")
     u.add_argument("--window", default="peak", help="epochs averaged: peak | all | a number")
+    check_cli.add_arguments(u)
     u.set_defaults(func=run_suspects)
     w = subparsers.add_parser("lab-worker")  # no help=: hidden; started by worker.start
     w.add_argument("grid_id", type=int)
@@ -178,6 +178,7 @@ def run_resume(args) -> int:
 
 
 def _write(store: Store, gid: int, runs_csv: str | None, curves_csv: str | None) -> None:
+    store.grid(gid)  # an unknown grid is an error, never an empty CSV
     if runs_csv:
         print(f"wrote {lab.export_csv(store, gid, runs_csv)} rows to {runs_csv}")
     if curves_csv:
@@ -208,6 +209,8 @@ def run_export(args) -> int:
 def run_suspects(args) -> int:
     """Rank a run folder's training labels into a CSV; print the detection figures where
     the run flipped labels itself (true labels known), cleanlab's beside them."""
+    if args.data is not None or args.run_dir is None:  # --data: every label of a dataset
+        return check_cli.run(args)
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top must be at least 1, got {args.top}")
     window = args.window if args.window in ("peak", "all") else _window(args.window)

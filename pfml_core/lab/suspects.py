@@ -10,8 +10,9 @@ first K. Suggested label: the given label where the mean margin is positive, els
 most often nearest after the given one within the window.
 
 Baseline: cleanlab's self-confidence label quality (cleanlab.rank.get_label_quality_scores)
-on out-of-fold class probabilities: a multinomial logistic regression (scikit-learn) on each
-sample's cosines to every class anchor at the last epoch, fitted by 5-fold cross-validation
+on out-of-fold class probabilities: a multinomial logistic regression (scikit-learn, on
+standardised inputs) on each sample's cosines to every class anchor at the last epoch (the
+epochs' mean in a label check, pfml_core.lab.check_labels), fitted by 5-fold cross-validation
 (a proxy softmax whose scale is fitted out of fold).
 
 Detection where flips are known (the run injected them): AUROC (sklearn.metrics.roc_auc_score)
@@ -104,12 +105,17 @@ def out_of_fold_probs(sim: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.
     class has a single sample."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     classes, counts = np.unique(labels, return_counts=True)
     folds = int(min(5, counts.min()))
     if folds < 2 or len(classes) < 2:
         return None
-    probs = cross_val_predict(LogisticRegression(max_iter=1000), sim, labels, method="predict_proba",
+    # standardised: the cosines of a run can differ by hundredths only, which the default
+    # regularisation flattens into uniform probabilities
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    probs = cross_val_predict(model, sim, labels, method="predict_proba",
                               cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     full = np.zeros((len(labels), sim.shape[1]))
     full[:, classes] = probs  # columns of classes with no sample stay 0

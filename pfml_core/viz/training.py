@@ -9,6 +9,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from pfml_core.viz.text import text
+
 PALETTE = qualitative.Plotly + qualitative.Dark24
 SYMBOLS = {"train": "circle", "held-out": "diamond", "proxy": "star"}
 RETRIEVAL = ["R@1", "R@2", "R@4", "R@8", "MAP@R"]
@@ -41,8 +43,19 @@ def _masks(meta: dict) -> list[tuple[str, int | None, np.ndarray]]:
     return out + [("flipped", None, np.asarray(meta["flipped"], bool))]
 
 
-def _traces(xy: np.ndarray, meta: dict, names: dict) -> list[go.Scattergl]:
-    """The shown epoch: every trace with its style, legend entry and click data."""
+def _sources(meta: dict, m: np.ndarray, sources) -> np.ndarray:
+    """What hover calls each point's row: the source data's row (an image's path in its zip
+    or folder where `sources` names them), else the index within its group (proxies)."""
+    src = np.asarray(meta.get("source", np.full(len(m), -1)))[m]
+    own = np.asarray(meta["row"])[m]
+    if sources is None:
+        return np.where(src >= 0, src, own)
+    return np.array([text(sources[s]) if s >= 0 else str(r) for s, r in zip(src, own)], dtype=object)
+
+
+def _traces(xy: np.ndarray, meta: dict, names: dict, sources=None) -> list[go.Scattergl]:
+    """The shown epoch: every trace with its style, legend entry and click data
+    (customdata: index within the group, class; text: the row hover shows)."""
     traces = []
     for group, c, m in _masks(meta):
         if group == "flipped":
@@ -52,14 +65,16 @@ def _traces(xy: np.ndarray, meta: dict, names: dict) -> list[go.Scattergl]:
                 marker=dict(symbol="circle-open", size=9, color="red", line=dict(width=1.5))))
             continue
         colour = PALETTE[(c + (0 if group != "held-out" else 10)) % len(PALETTE)]
-        cls = names["held-out" if group == "held-out" else "train"][c]
+        cls = text(names["held-out" if group == "held-out" else "train"][c])  # a folder name
         traces.append(go.Scattergl(
             x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"{group} {cls}", legendgroup=group,
             customdata=np.stack([meta["row"][m], np.full(m.sum(), c)], 1),
+            text=[f"{r} (query #{q})" if group == "held-out" else str(r)
+                  for r, q in zip(_sources(meta, m, sources), meta["row"][m])],
             marker=dict(color=colour, symbol=SYMBOLS[group], size=15 if group == "proxy" else 5,
                         opacity=1.0 if group == "proxy" else 0.7,
                         line=dict(width=1 if group == "proxy" else 0, color="black")),
-            hovertemplate=f"{group} · class {cls} · row %{{customdata[0]}}<extra></extra>"))
+            hovertemplate=f"{group} · class {cls} · row %{{text}}<extra></extra>"))
     return traces
 
 
@@ -79,17 +94,21 @@ def map_frame(epoch: int, xy: np.ndarray, meta: dict) -> go.Frame:
 
 
 def map_figure(frames: list[go.Frame], xy: np.ndarray, meta: dict, names: dict,
-               method: str = "UMAP") -> go.Figure:
+               method: str = "UMAP", sources=None) -> go.Figure:
     """The animated map from per-epoch frames (map_frame), showing the last one (whose
-    positions are xy); the slider and Play step through epochs, each with its own view."""
+    positions are xy); the slider and Play step through epochs, each with its own view.
+    sources: the data's names of its rows (Dataset.sources), shown on hover."""
     show = frames[-1]
-    fig = go.Figure(data=_traces(xy, meta, names), frames=frames, layout=show.layout)
+    title = f"{method} of embeddings and proxies · epoch {{}}"
+    for f in frames:  # the slider and Play show each frame's own epoch in the title
+        f.layout.title = dict(text=title.format(f.name))
+    fig = go.Figure(data=_traces(xy, meta, names, sources), frames=frames, layout=show.layout)
     step = lambda n: dict(method="animate", label=n, args=[[n], dict(  # noqa: E731
         mode="immediate", frame=dict(duration=500, redraw=True), transition=dict(duration=0))])
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(
-        title=f"{method} of embeddings and proxies · epoch {show.name}", height=560,
+        title=title.format(show.name), height=560,
         margin=dict(t=50, b=10, l=10, r=10), legend=dict(itemsizing="constant"),
         sliders=[dict(active=len(frames) - 1, currentvalue=dict(prefix="epoch "),
                       steps=[step(f.name) for f in frames], pad=dict(t=30))],
@@ -121,7 +140,7 @@ def neighbours_figure(query: np.ndarray, neighbours: list[np.ndarray], correct: 
                       titles: list[str]) -> go.Figure:
     """The query image and its nearest neighbours, each titled and marked right or wrong."""
     n = len(neighbours) + 1
-    marks = ["query"] + [("✓ " if ok else "✗ ") + t for ok, t in zip(correct, titles)]
+    marks = ["query"] + [("✓ " if ok else "✗ ") + text(t) for ok, t in zip(correct, titles)]
     fig = make_subplots(1, n, subplot_titles=marks, horizontal_spacing=0.01)
     for i, img in enumerate([query, *neighbours]):
         fig.add_trace(go.Image(z=_rgb(img)), row=1, col=i + 1)

@@ -1,0 +1,53 @@
+"""The check's map (pfml_core.viz.check_map): the ringed trace holds exactly the top-ranked
+rows with the file's row ids, names shown as text; and the training map's title follows the
+epoch the slider shows (each frame carries its own)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pfml_core.viz import check_map
+from pfml_core.viz import training as viz
+
+
+def test_ringed_trace_holds_the_top_rows_with_their_hover():
+    frame = pd.DataFrame({"row": ["a/<b>x.png", "a/y.png", "b/z.png", "b/w.png"],
+                          "given_label": ["a", "a", "b", "b"],
+                          "suggested_label": ["b", "a", "b", "a"],
+                          "score": [0.3, -0.2, -0.1, 0.1], "rank": [1, 4, 3, 2]})
+    fig = check_map.check_map(np.arange(8.0).reshape(4, 2), frame, 2, "t")
+    ring = next(t for t in fig.data if t.name.startswith("suspects"))
+    assert ring.name == "suspects (top 2)"
+    assert [c[0] for c in ring.customdata] == ["a/&lt;b&gt;x.png", "b/w.png"]
+    assert [c[3] for c in ring.customdata] == ["0.300", "0.100"]
+    assert "given %{customdata[1]}" in ring.hovertemplate
+    assert sum(len(t.x) for t in fig.data if t.name.startswith("given")) == 4
+
+
+def test_map_title_follows_each_frame():
+    meta = {"label": np.array([0, 0, 1]), "group": np.array(["train", "train", "held-out"]),
+            "flipped": np.array([False, False, False]), "row": np.array([0, 1, 2])}
+    layouts = {e: np.random.default_rng(e).normal(size=(3, 2)) for e in (0, 4, 8)}
+    fig = viz.embedding_map_figure(layouts, meta, {"train": ["a"], "held-out": ["a", "b"]}, "PCA")
+    assert [f.layout.title.text for f in fig.frames] == [
+        f"PCA of embeddings and proxies · epoch {e}" for e in (0, 4, 8)]
+    assert fig.layout.title.text.endswith("epoch 8")
+
+
+def test_map_hover_names_the_datas_own_row_or_image_path():
+    meta = {"label": np.array([0, 0, 0, 1]), "group": np.array(["train", "train", "proxy", "held-out"]),
+            "flipped": np.zeros(4, bool), "row": np.array([0, 1, 0, 0]),
+            "source": np.array([10, 12, -1, 7])}
+    names = {"train": ["a"], "held-out": ["a", "b"]}
+    fig = viz.embedding_map_figure({0: np.zeros((4, 2))}, meta, names, "PCA")
+    train = next(t for t in fig.data if t.name == "train a")
+    assert list(train.text) == ["10", "12"]  # the file's rows, not 0, 1
+    assert "row %{text}" in train.hovertemplate
+    held = next(t for t in fig.data if t.name == "held-out b")
+    assert int(held.customdata[0][0]) == 0 and list(held.text) == ["7 (query #0)"]
+    paths = [f"cls/{i}.png" for i in range(13)]
+    paths[12] = "cls/<i>x.png"
+    fig = viz.map_figure([viz.map_frame(0, np.zeros((4, 2)), meta)], np.zeros((4, 2)), meta,
+                         names, "PCA", paths)
+    train = next(t for t in fig.data if t.name == "train a")
+    assert list(train.text) == ["cls/10.png", "cls/&lt;i&gt;x.png"]
