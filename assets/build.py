@@ -27,8 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pfml_core.playground import descent, export, preset_config  # noqa: E402
-from pfml_core.playground import build_scene  # noqa: E402
+from pfml_core.playground import build_scene, descent, export, preset_config  # noqa: E402
 
 OUT = ROOT / "assets"
 CHROMIUM = "/usr/bin/chromium"

@@ -22,7 +22,7 @@ MAX_FRAMES = 25  # animation frames kept in the figure (evenly spread, newest al
 MAP_GRACE_S = 1.5  # a new epoch waits at most this long for its warm UMAP: one redraw, not two
 HEARTBEAT_S = 120.0  # a job whose page stopped polling this long stops (hidden tabs poll slowly)
 MAX_JOBS_ENV = "PFML_MAX_TRAIN_JOBS"  # training runs at once on this server (operator setting)
-_LIVE: "weakref.WeakSet[TrainJob]" = weakref.WeakSet()  # every session's job, server-wide
+_LIVE: weakref.WeakSet[TrainJob] = weakref.WeakSet()  # every session's job, server-wide
 _LOCK = threading.Lock()
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pfml_core.training import losses as baselines
 from pfml_core.physics.loss import PotentialFieldLoss
+from pfml_core.training import losses as baselines
 
 
 @pytest.mark.parametrize("name", sorted(baselines.LOSSES))

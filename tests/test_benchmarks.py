@@ -11,8 +11,14 @@ import torch
 from PIL import Image
 
 from pfml_core.data import transforms
-from pfml_core.data.benchmarks import (ImageListDataset, benchmark_datasets, load_benchmark,
-                                       load_cars, load_cub, load_sop)
+from pfml_core.data.benchmarks import (
+    ImageListDataset,
+    benchmark_datasets,
+    load_benchmark,
+    load_cars,
+    load_cub,
+    load_sop,
+)
 from pfml_core.data.images import IMAGE_EXTS
 from pfml_core.data.transforms import eval_transform
 from pfml_core.training import distributed, loaders

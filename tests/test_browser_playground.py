@@ -11,7 +11,8 @@ from PIL import Image
 
 pytestmark = [pytest.mark.browser]
 
-FRAMES_IN = "() => { const g = document.querySelector('.js-plotly-plot'); return g && g._transitionData && g._transitionData._frames.length > 1; }"
+FRAMES_IN = ("() => { const g = document.querySelector('.js-plotly-plot'); "
+             "return g && g._transitionData && g._transitionData._frames.length > 1; }")
 MIN_FPS = 8  # far below the >= 20 bench/playground_fps.py measures, far above a rerun slideshow (1-3)
 SAMPLE_MOTION = """(ms) => new Promise(done => {
   const seen = new Set(); const t0 = performance.now();
@@ -28,7 +29,8 @@ SHOWN = """() => { const gd = document.querySelector('.js-plotly-plot');
   return [gd._fullLayout._currentFrame || null, Array.from(gd._fullData[i].x)]; }"""
 FRAME_X = """(name) => { const gd = document.querySelector('.js-plotly-plot');
   const i = gd._fullData.findIndex(t => t.name === 'proxies'); const f = gd._transitionData._frameHash[name];
-  const d = f.data[f.traces.indexOf(i)].x; return Array.from(d.bdata ? new Float32Array(Uint8Array.from(atob(d.bdata), c => c.charCodeAt(0)).buffer) : d); }"""
+  const d = f.data[f.traces.indexOf(i)].x;
+  return Array.from(d.bdata ? new Float32Array(Uint8Array.from(atob(d.bdata), c => c.charCodeAt(0)).buffer) : d); }"""
 
 
 def _button(page, label):
@@ -55,7 +57,8 @@ def test_step_and_reset_show_the_next_and_the_first_computed_step(app_url, page)
     page.wait_for_function(FRAMES_IN, timeout=120_000)
     for want in ("1", "2", "3"):
         _button(page, "Step").click()
-        page.wait_for_function("(w) => document.querySelector('.js-plotly-plot')._fullLayout._currentFrame === w", arg=want)
+        page.wait_for_function(
+            "(w) => document.querySelector('.js-plotly-plot')._fullLayout._currentFrame === w", arg=want)
         name, xs = page.evaluate(SHOWN)
         np.testing.assert_allclose(xs, page.evaluate(FRAME_X, want), rtol=1e-6)  # on screen: that step
     _button(page, "Reset").click()

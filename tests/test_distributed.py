@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from pfml_core.physics.loss import PotentialFieldLoss
 from pfml_core.training import distributed
 from pfml_core.training.sampler import DistributedClassBalancedSampler
-from pfml_core.physics.loss import PotentialFieldLoss
 
 IN, EMB, CLASSES, M = 16, 24, 4, 2  # EMB > 16: the production Gram-kernel path
 SPLITS = [(6, 6), (5, 7), (6, 6), (7, 5)]  # rows of rank 0 / rank 1 per step (unequal too)
@@ -181,7 +181,7 @@ def test_sampler_rank_shards_concatenate_to_the_global_batch():
     assert len(batches) == len(labels) // 12
     for b in batches:
         assert sorted(np.bincount(labels[b], minlength=10)[np.unique(labels[b])]) == [3] * 4
-    for w, group in ((2, shards[:2]), (3, shards[2:])):
+    for group in (shards[:2], shards[2:]):
         per_rank = [list(s) for s in group]
         for i, b in enumerate(batches):
             assert sum((r[i] for r in per_rank), []) == b

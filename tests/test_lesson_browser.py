@@ -6,7 +6,8 @@ import pytest
 
 pytestmark = [pytest.mark.browser]
 
-FRAMES_IN = "() => { const g = document.querySelector('.js-plotly-plot'); return g && g._transitionData && g._transitionData._frames.length > 1; }"
+FRAMES_IN = ("() => { const g = document.querySelector('.js-plotly-plot'); "
+             "return g && g._transitionData && g._transitionData._frames.length > 1; }")
 
 
 def test_lesson_scene_url_round_trip_and_play(app_url, page):

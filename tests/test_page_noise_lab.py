@@ -141,7 +141,7 @@ def test_restarted_app_lists_stored_grids(runs_dir):
     at = page()
     sb = at.selectbox(key="noise_grid")
     assert sb.options[0].startswith(f"#{gid} · digits · triplet · 1 runs") and len(sb.options) == 2
-    assert "Grid #%d: **done**" % gid in at.get("progress")[0].proto.text
+    assert f"Grid #{gid}: **done**" in at.get("progress")[0].proto.text
     assert frame_with(at, "R@1 mean")["R@1 mean"].tolist() == [0.625]
     assert any("Memorization curves appear once" in i.value for i in at.info)
 
@@ -195,7 +195,7 @@ def test_another_sessions_grid_shows_a_disabled_cancel(runs_dir):
     at = page(owner="bob")
     cancel = at.button(key="noise_cancel")
     assert cancel.disabled and cancel.help == lab_panel.NOT_YOURS
-    assert "Grid #%d: **running**" % gid in at.get("progress")[0].proto.text
+    assert f"Grid #{gid}: **running**" in at.get("progress")[0].proto.text
     with pytest.raises(PermissionError):  # what the button would do, refused in the store too
         worker.cancel(gid, s, owner="bob")
     assert s.grid(gid)["status"] == "running"
@@ -216,10 +216,10 @@ def test_a_queued_grid_shows_its_position(runs_dir, monkeypatch):
         s.submit(waiting[-1])
     at = page(owner="bob")  # the newest grid is picked: second in the queue
     assert not at.exception
-    assert "Grid #%d: **queued (position 2)** — 1 queued" % waiting[1] in at.get("progress")[0].proto.text
+    assert f"Grid #{waiting[1]}: **queued (position 2)** — 1 queued" in at.get("progress")[0].proto.text
     assert not at.button(key="noise_cancel").disabled  # bob's own grid, though not started
     at.selectbox(key="noise_grid").set_value(waiting[0]).run()
-    assert "Grid #%d: **queued (position 1)**" % waiting[0] in at.get("progress")[0].proto.text
+    assert f"Grid #{waiting[0]}: **queued (position 1)**" in at.get("progress")[0].proto.text
     assert s.grid(first)["status"] == "running" and s.position(waiting[0]) == 1  # nothing started
     at.button(key="noise_cancel").click().run()  # bob leaves the queue: the other moves up
     assert s.grid(waiting[0])["status"] == "cancelled" and s.position(waiting[1]) == 1

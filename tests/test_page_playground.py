@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pngs import read_png_uri
 import torch
+from pngs import read_png_uri
 from streamlit.testing.v1 import AppTest
 
 from pfml_core.physics import field as physics

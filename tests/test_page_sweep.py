@@ -86,6 +86,6 @@ def test_run_sweep_queues_behind_a_running_grid(runs_dir, monkeypatch):
     assert not at.exception and not at.error and started == []
     (grid,) = Store().grids("sweep")
     assert grid["status"] == "queued" and Store().position(grid["id"]) == 1
-    assert "Grid #%d: **queued (position 1)**" % grid["id"] in at.get("progress")[0].proto.text
+    assert f"Grid #{grid['id']}: **queued (position 1)**" in at.get("progress")[0].proto.text
     assert grid["owner"] == at.session_state["lab_owner"]
     assert not at.button(key="sweep_cancel").disabled

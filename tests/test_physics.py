@@ -165,7 +165,7 @@ def test_gradcheck_plane_and_sphere():
         x = torch.randn(5, dim, generator=g, dtype=F64).requires_grad_()
         p = torch.randn(3, dim, generator=g, dtype=F64).requires_grad_()
 
-        def energy(x, p):
+        def energy(x, p, normalize=normalize):
             return ph.total_energy(x, y, p, py, alpha=2.5, delta=0.3, delta_rep=0.5,
                                    normalize=normalize)
         assert torch.autograd.gradcheck(energy, (x, p), eps=1e-6, atol=1e-5, rtol=1e-4)

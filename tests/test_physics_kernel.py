@@ -6,9 +6,9 @@ import itertools
 import pytest
 import torch
 
-from pfml_core.physics import PotentialFieldLoss, field as ph, kernel
+from pfml_core.physics import PotentialFieldLoss, definition, kernel
+from pfml_core.physics import field as ph
 from pfml_core.physics.potentials import POTENTIALS
-from pfml_core.physics import definition
 
 F64 = torch.float64
 PFML = POTENTIALS["pfml"]

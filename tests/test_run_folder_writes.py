@@ -80,7 +80,8 @@ def test_each_epoch_writes_the_same_bytes_once(tmp_path):
         changed = {p for p, st in after.items() if before.get(p) != st}
         # earlier epochs' files are never touched again; static.npz only with epoch 0
         assert changed - {out / "embeddings" / "margin_sim.npz"} == (
-            {out / "embeddings" / f"epoch-{epoch:04d}.npz"} | ({out / "embeddings" / "static.npz"} if epoch == 0 else set()))
+            {out / "embeddings" / f"epoch-{epoch:04d}.npz"}
+            | ({out / "embeddings" / "static.npz"} if epoch == 0 else set()))
         written.append(sum(after[p][2] for p in changed))
         before = after
     later = written[1:]

@@ -129,7 +129,7 @@ def test_each_rank_computes_only_its_block_of_rows(ranks):
     world, outs = ranks
     n = sum(SPLITS[world]) + CLASSES * M
     covered = []
-    for r, out in enumerate(outs):
+    for out in outs:
         assert all(total == n for _, _, total in out["blocks"])  # rows against ALL points
         rows = [i for a, b, _ in out["blocks"] for i in range(a, b)]
         assert len(rows) in (n // world, n // world + 1)  # 1/W of the pair work

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from pfml_core.playground import descent, movie
-from pfml_core.physics import field as physics
 from pfml_core.data import flip_labels
+from pfml_core.physics import field as physics
+from pfml_core.playground import descent, movie
 from pfml_core.playground.scene import PRESETS, SceneConfig, build_scene, preset_config
 
 

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from pfml_core.training import run_folder as runs
-from pfml_core.training.models import build_model
 from pfml_core.training.engine import TrainConfig, train
+from pfml_core.training.models import build_model
 
 FAST = dict(eval_subset=400, seed=0, device="cpu")
 

@@ -5,13 +5,19 @@ import math
 
 import numpy as np
 import pytest
-from pngs import pil_to_tensor
 import torch
 from PIL import Image
+from pngs import pil_to_tensor
 
-from pfml_core.data.transforms import (PAPER_CROP_SCALE, SMALL_IMAGE_CROP_SCALE, augment_batch,
-                                       eval_transform, normalize, random_crop_flip,
-                                       train_transform)
+from pfml_core.data.transforms import (
+    PAPER_CROP_SCALE,
+    SMALL_IMAGE_CROP_SCALE,
+    augment_batch,
+    eval_transform,
+    normalize,
+    random_crop_flip,
+    train_transform,
+)
 from pfml_core.vision import v2
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])

@@ -3,8 +3,8 @@ import base64
 
 import numpy as np
 import pytest
-from pngs import read_png_uri
 import torch
+from pngs import read_png_uri
 
 from pfml_core.physics import field as physics
 from pfml_core.playground import descent, movie
@@ -93,7 +93,8 @@ def test_every_frame_moves_the_points_to_that_step_of_the_descent(drawn):
     s, m, fig = drawn
     frames = fig["frames"]
     assert [f["name"] for f in frames] == [str(k) for k in range(5)]
-    moving = [i for i, t in enumerate(fig["data"]) if t.get("name") in ("samples", "mislabeled", "proxies", "force", "step")]
+    names = ("samples", "mislabeled", "proxies", "force", "step")
+    moving = [i for i, t in enumerate(fig["data"]) if t.get("name") in names]
     for k, f in enumerate(frames):
         assert f["traces"] == moving
         got = dict(zip([fig["data"][i]["name"] for i in f["traces"]], f["data"]))

@@ -26,7 +26,7 @@ class MapService:
         self._state = "off"
         self.warm_seconds: float | None = None  # how long the one-time warm-up took
 
-    def start(self) -> "MapService":
+    def start(self) -> MapService:
         with self._lock:
             gone = self._proc is None or self._proc.poll() is not None
             if not gone and self._state.startswith("failed"):  # a failed warm-up, or a worker

@@ -16,8 +16,8 @@ POTENTIALS["pfml"] with autograd, the previous kernel, and a host-sync detector.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

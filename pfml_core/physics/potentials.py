@@ -3,8 +3,8 @@ for side-by-side teaching. Each maps a distance d (>= eps) to psi(d) and psi'(d)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

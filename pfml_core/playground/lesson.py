@@ -5,8 +5,9 @@ control values, so the lesson draws it with the playground's own descent and fig
 (`?scene=3`)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from pfml_core.playground import url_state
 

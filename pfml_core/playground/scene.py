@@ -5,8 +5,9 @@ Playground data set); build_scene obeys its config exactly and never overrides a
 The descent on these scenes lives in pfml_core/playground/descent.py."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

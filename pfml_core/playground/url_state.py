@@ -8,8 +8,9 @@ binds each control to a widget keyed PREFIX + name."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pfml_core.playground.descent import Dynamics
 from pfml_core.playground.scene import PRESETS, SceneConfig

@@ -42,7 +42,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -55,7 +55,7 @@ class TrainConfig:
         budget.check(self, budget.dataset_shape(dataset, self.split))
         return self
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad field; returns self."""
         from pfml_core.training.losses import LOSSES
 

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from pfml_core.training import losses
-from pfml_core.training import budget
-from pfml_core.training import distributed
-from pfml_core.training import run_folder
 from pfml_core.data.dataset import Dataset
 from pfml_core.eval.label_margin import train_margins
 from pfml_core.eval.metrics import proxy_w2, retrieval_metrics
 from pfml_core.eval.retrieval import chunked_recall_at_k
+from pfml_core.training import budget, distributed, losses, run_folder
 from pfml_core.training.config import TrainConfig
-from pfml_core.training.loaders import (ArrayImages, Prepared, class_balanced, eval_loader,
-                                        prepare_data, train_loader)
+from pfml_core.training.loaders import (
+    ArrayImages,
+    Prepared,
+    class_balanced,
+    eval_loader,
+    prepare_data,
+    train_loader,
+)
 from pfml_core.training.models import build_model
 from pfml_core.training.snapshot import EpochSnapshot, TrainResult, slim
 

@@ -90,7 +90,7 @@ class TrainJob:
 
     @classmethod
     def from_run(cls, path, map_method: str = "umap", maps: MapService | None = None,
-                 heartbeat_s: float | None = None) -> "TrainJob":
+                 heartbeat_s: float | None = None) -> TrainJob:
         """A finished run reopened from its folder: only its maps are computed."""
         run = run_folder.load_run(path)
         job = cls(run.config, Path(path), map_method, maps=maps, heartbeat_s=heartbeat_s)
@@ -99,7 +99,7 @@ class TrainJob:
         job._train, job.done = False, True
         return job
 
-    def start(self) -> "TrainJob":
+    def start(self) -> TrainJob:
         if self._train:
             self._threads.append(threading.Thread(target=self._run, daemon=True,
                                                   name="pfml-train"))

@@ -2,8 +2,8 @@
 LOSSES[name].make(num_classes, embedding_size, **params) -> LossBundle."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -160,7 +160,7 @@ def play_figure(scene, movies: dict, height: int = 680, fixed_scale: bool = Fals
     ONE colour scale: step 0 of every panel, or fieldmap.FIXED_LIMITS with fixed_scale.
     Colours, arrow scale and axes are fixed at step 0, so nothing jumps while playing."""
     steps = next(iter(movies.values())).steps
-    names, last = [str(int(s)) for s in steps], int(steps[-1])
+    names = [str(int(s)) for s in steps]
     n, data, images, traces, layout, notes = len(movies), [], [], [], {}, []
     frames = [dict(name=name, data=[], traces=traces, layout=dict(images=[])) for name in names]
     limits = shared_limits([m.field[0] for m in movies.values()], fixed_scale)
