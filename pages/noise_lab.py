@@ -64,10 +64,7 @@ def results(grid: dict, frame) -> None:
                        f"grid_{grid['id']}_curves.csv", "text/csv", key="noise_curves_csv")
     st.subheader("Suspect labels: which training labels are probably wrong?")
     st.caption(lab.suspects.HOW)
-    detect = lab.detection_table(agg)
-    if len(detect):
-        st.dataframe(detect, hide_index=True, key="noise_detect_table")
-    lab_suspects.suspects_panel(runs)
+    lab_suspects.suspects_panel(runs, grid_detection=lab.detection_table(agg))
     with st.expander("Every run, and flip distances"):
         c3, c4 = st.columns(2)
         c3.plotly_chart(viz.noise_figure(agg, "flip_ratio", labels), key="noise_flip")

@@ -59,9 +59,10 @@ def _show(top: pd.DataFrame, data: str | None, prefix: str) -> None:
                           caption=f"#{r.row}: {given} → {suggested} · {r.score:.3f}{flag}")
 
 
-def suspects_panel(runs: list[dict], prefix: str = "noise") -> None:
+def suspects_panel(runs: list[dict], prefix: str = "noise", grid_detection=None) -> None:
     """Pick a finished run (of this grid, or a run folder) and show its most suspect labels,
-    the detection figures where flips are known, and the ranked CSV."""
+    the detection figures where flips are known, and the ranked CSV. grid_detection (the
+    grid's table over all its runs) shows only beside a run of that grid."""
     sources = _sources(runs)
     if not sources:
         st.info("No finished run with label margins yet.")
@@ -77,6 +78,9 @@ def suspects_panel(runs: list[dict], prefix: str = "noise") -> None:
         st.info("This run kept no per-sample table.")
         return
     st.markdown(lab.suspects.describe(summary, int(table["flipped"].sum()) if "flipped" in table else 0))
+    if sources[pick][0] == "run" and grid_detection is not None and len(grid_detection):
+        st.caption("This grid's detection over all its runs (mean over seeds):")
+        st.dataframe(grid_detection, hide_index=True, key=f"{prefix}_detect_table")
     top = st.slider("Show the most suspect", 8, 64, 16, 8, key=f"{prefix}_suspect_top")
     _show(table.head(top), data, prefix)
     cols = [c for c in (*lab.suspects.COLUMNS, "flipped") if c in table]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -223,3 +224,28 @@ def test_a_queued_grid_shows_its_position(runs_dir, monkeypatch):
     assert s.grid(first)["status"] == "running" and s.position(waiting[0]) == 1  # nothing started
     at.button(key="noise_cancel").click().run()  # bob leaves the queue: the other moves up
     assert s.grid(waiting[0])["status"] == "cancelled" and s.position(waiting[1]) == 1
+
+
+PANEL = """
+import pandas as pd
+from studio import lab_suspects
+lab_suspects.suspects_panel([], grid_detection=pd.DataFrame(
+    {"loss": ["pfml"], "noise": [0.2], "margin AUROC": [0.5], "n": [3]}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["run", "folder"])
+def test_the_detection_table_belongs_to_the_run_shown(runs_dir, monkeypatch, kind):
+    """A grid's detection table shows beside that grid's runs only, never beside a user's
+    run folder (it showed the MNIST grid's numbers there)."""
+    from studio import lab_suspects
+
+    table = pd.DataFrame({"row": [3, 1], "given_label": ["a", "b"], "suggested_label": ["b", "b"],
+                          "score": [0.4, -0.2]})
+    monkeypatch.setattr(lab_suspects, "_sources", lambda runs: {"mine": (kind, {})})
+    monkeypatch.setattr(lab_suspects, "_load", lambda source: (table, {"cleanlab_issues": 1}, None))
+    at = AppTest.from_string(PANEL, default_timeout=30).run()
+    assert not at.exception
+    assert any(m.value.startswith("True labels unknown") for m in at.markdown)
+    shown = [d.value for d in at.dataframe if "margin AUROC" in d.value.columns]
+    assert len(shown) == (1 if kind == "run" else 0)
