@@ -165,7 +165,17 @@ def results(job: CheckJob) -> None:
         job.figures["map"] = check_map.check_map(
             xy, chk.frame.iloc[rows], chk.cutoff,
             f"Every checked row (PCA, last epoch) · top {chk.cutoff} suspects ringed")
-    st.plotly_chart(job.figures["map"], key="check_map")
+    images = chk.data.kind == "image"
+    st.plotly_chart(job.figures["map"], key="check_map", on_select="rerun" if images else "ignore",
+                    selection_mode="points")
+    picked = check_map.clicked_index(st.session_state.get("check_map")) if images else None
+    if picked is not None:  # a hover label cannot hold an image: a click shows it
+        r = chk.frame[chk.frame["index"] == picked].iloc[0]
+        st.image(check_map.thumbnail(chk.data.X[picked]), width=160,
+                 caption=safe.plain(f"row {r['row']}: {r['given_label']} → {r['suggested_label']} "
+                                    f"· score {r['score']:.3f}", 160))
+    elif images:
+        st.caption("Click a point on the map to see its image.")
     top = chk.frame.head(chk.cutoff)
     if chk.data.kind == "image" and len(top):
         st.plotly_chart(check_map.thumbnails(

@@ -51,3 +51,21 @@ def test_map_hover_names_the_datas_own_row_or_image_path():
                          names, "PCA", paths)
     train = next(t for t in fig.data if t.name == "train a")
     assert list(train.text) == ["cls/10.png", "cls/&lt;i&gt;x.png"]
+
+
+def test_a_click_on_the_map_names_the_data_sets_index():
+    """customdata[4] carries each point's index in the data set, so a click can show its
+    image; the browser sends customdata as a list, or as an object for typed arrays."""
+    frame = pd.DataFrame({"row": ["x.png", "y.png", "z.png"], "given_label": ["a", "b", "b"],
+                          "suggested_label": ["a", "a", "b"], "score": [-0.2, 0.4, -0.1],
+                          "rank": [3, 1, 2], "index": [7, 11, 5]})
+    fig = check_map.check_map(np.arange(6.0).reshape(3, 2), frame, 1, "t")
+    ring = next(t for t in fig.data if t.name.startswith("suspects"))
+    assert [c[4] for c in ring.customdata] == ["11"]
+    point = {"customdata": list(ring.customdata[0]), "legendgroup": ""}
+    assert check_map.clicked_index({"selection": {"points": [point]}}) == 11
+    typed = {"customdata": {str(k): v for k, v in enumerate(ring.customdata[0])}}
+    assert check_map.clicked_index({"selection": {"points": [typed]}}) == 11
+    assert check_map.clicked_index({"selection": {"points": []}}) is None
+    assert check_map.clicked_index(None) is None
+    assert check_map.thumbnail(np.full((1, 4, 4), 0.5)).shape == (4, 4, 3)

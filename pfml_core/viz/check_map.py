@@ -1,7 +1,7 @@
 """Figures of a label check (pfml_core.lab.check_labels): every checked row on a map of the
 last epoch's embeddings (PCA), coloured by its given label, the top suspects ringed, each
-point's hover naming the file's row, given and suggested label and score; the suspects as
-images; a dataset's class balance."""
+point's hover naming the file's row, given and suggested label and score (a click on a
+point shows its image); the suspects as images; a dataset's class balance."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +27,9 @@ def check_map(xy: np.ndarray, frame, ringed: int, title: str) -> go.Figure:
     """xy (n, 2) of frame's rows (row, given_label, suggested_label, score, rank; any order);
     the `ringed` best-ranked rows get a red ring (trace 'suspects', customdata as the dots')."""
     given = frame["given_label"].astype(str).to_numpy()
+    index = frame["index"] if "index" in frame else range(len(frame))  # the data set's index
     data = np.stack([texts(frame["row"]), texts(given), texts(frame["suggested_label"]),
-                     [f"{s:.3f}" for s in frame["score"]]], axis=1)
+                     [f"{s:.3f}" for s in frame["score"]], [str(i) for i in index]], axis=1)
     fig = go.Figure()
     for i, c in enumerate(sorted(set(given), key=lambda v: (len(v), v))):
         m = given == c
@@ -46,6 +47,19 @@ def check_map(xy: np.ndarray, frame, ringed: int, title: str) -> go.Figure:
     return fig
 
 
+def clicked_index(selection: dict | None) -> int | None:
+    """The data set index (customdata[4]) of the first point a click selected on check_map."""
+    for p in (selection or {}).get("selection", {}).get("points", []):
+        c = p.get("customdata")
+        c = [c.get(str(k), c.get(k)) for k in range(5)] if isinstance(c, dict) else c
+        if isinstance(c, list) and len(c) == 5:
+            try:
+                return int(c[4])
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
 def thumbnails(images: list[np.ndarray], titles: list[str], per_row: int = 8) -> go.Figure:
     """Images (C, H, W) in [0, 1], each titled (escaped here)."""
     rows = max(1, -(-len(images) // per_row))
@@ -60,6 +74,11 @@ def thumbnails(images: list[np.ndarray], titles: list[str], per_row: int = 8) ->
     fig.update_yaxes(visible=False)
     fig.update_layout(height=150 * rows, margin=dict(t=30, b=0, l=0, r=0))
     return fig
+
+
+def thumbnail(img: np.ndarray) -> np.ndarray:
+    """One image (C, H, W) in [0, 1] as (H, W, 3) for st.image."""
+    return _rgb(img)
 
 
 def class_counts(names: list[str], counts: np.ndarray, title: str) -> go.Figure:
