@@ -31,13 +31,14 @@ def _zeros_deflated(comp, n_bytes: int, unit: bytes = b"\0") -> list[bytes]:
     return out
 
 
-def png_zeros(width: int, height: int) -> bytes:
-    """A grayscale PNG of zeros, compressed as it is written (13,000 x 13,000: ~170 KB)."""
+def png_claiming(width: int, height: int, rows: int = 1) -> bytes:
+    """A grayscale PNG whose header says width x height, holding `rows` rows of zeros: a
+    forged header, as small as a bomb's, that a reader must refuse before decoding."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     comp = zlib.compressobj(9)
-    idat = b"".join(_zeros_deflated(comp, (width + 1) * height)) + comp.flush()
+    idat = b"".join(_zeros_deflated(comp, (width + 1) * min(rows, height))) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 

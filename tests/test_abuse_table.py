@@ -236,7 +236,7 @@ def cases(tmp: Path) -> list[tuple[str, str, object, tuple]]:
     (root / "escape").symlink_to("/etc")
     uploads = tmp / "runs" / "_uploads"
     uploads.mkdir(parents=True)
-    big_png = af.image_zip(tmp / "13k.zip", {"set/cats/big.png": af.png_zeros(13_000, 13_000)})
+    big_png = af.image_zip(tmp / "13k.zip", {"set/cats/big.png": af.png_claiming(13_000, 13_000)})
     hostile = "![x](http://HOST/t.png) [a](https://e.x)"
     entry = af.image_zip(tmp / "e.zip", {"set/cats/x.png": bytes(65 * 2**20)})
     return [
