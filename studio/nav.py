@@ -1,5 +1,5 @@
 """Keep the app's own navigation (app.py's st.navigation) even when a server's first visitor
-opens a page link. Streamlit treats a top-level pages/ folder as the old multipage layout
+opens a page link. Streamlit runs a top-level pages/ folder in its pages-folder multipage mode
 until app.py has called st.navigation once; a fresh server whose first request is, say, a
 shared playground URL would otherwise stay in that mode for everyone: file names in the
 sidebar, no wide layout. Every page calls use_app_navigation() before drawing anything."""
@@ -7,7 +7,7 @@ import streamlit as st
 
 
 def use_app_navigation() -> None:
-    """In the old pages/ mode: switch the server to app.py's navigation and rerun, which
+    """In the pages-folder mode: switch the server to app.py's navigation and rerun, which
     keeps the URL (page and query parameters). Otherwise (and under AppTest) nothing."""
     try:
         from streamlit.runtime.pages_manager import PagesManager

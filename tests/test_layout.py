@@ -61,3 +61,15 @@ def test_nothing_points_outside_the_repo():
         text = path.read_text(errors="ignore")
         hits += [f"{f}: {n}" for n in needles if n in text]
     assert not hits, hits
+
+
+MAX_MODULE_DOC_LINES = 7
+
+
+def test_module_docstrings_are_short():
+    """A module docstring says what the module is for and why; details live with the code."""
+    files = [*sorted(LIB.rglob("*.py")), *_app_files()]
+    long = {str(p.relative_to(ROOT)): n for p in files
+            if (n := len((ast.get_docstring(ast.parse(p.read_text())) or "").splitlines()))
+            > MAX_MODULE_DOC_LINES}
+    assert not long, f"module docstrings over {MAX_MODULE_DOC_LINES} lines: {long}"

@@ -1,18 +1,7 @@
-"""Which datasets a visitor of the app may open, and the uploads the app keeps.
-
-In the app, a dataset reference is one of:
-- a bundled name (BUNDLED);
-- an upload made in the app, by its stored name (e.g. `3fa2c1d0e9b8a7f6.npz`): uploads are
-  kept in the uploads folder (runs_dir()/_uploads) under the hash of their content;
-- a path relative to the operator's data root (environment variable PFML_DATA_ROOT, off by
-  default), resolved (links too) and refused when it leads outside the root.
-Messages never show an absolute server path or anything inside a file. The command line's
---data is not restricted: it is the operator's own shell.
-
-An upload is opened as a dataset (every check of pfml_core.data) before it is stored;
-uploads unused for UPLOAD_TTL_HOURS (PFML_UPLOAD_TTL_HOURS) are deleted whenever a new one is
-stored, and all of them together stay within PFML_MAX_UPLOADS_MB (checked under a lock in the
-folder, so every server sharing it counts); resolving one counts as using it."""
+"""Which datasets a visitor of the app may open (`resolve_dataset_ref`), and the uploads the
+app keeps (`store_upload`, PFML_UPLOAD_TTL_HOURS, PFML_MAX_UPLOADS_MB). Messages never show an
+absolute server path or anything inside a file. The command line's --data is not restricted:
+it is the operator's own shell."""
 from __future__ import annotations
 
 import contextlib
@@ -46,6 +35,8 @@ def data_root() -> Path | None:
 
 
 def upload_ttl_hours() -> float:
+    """Hours an upload may go unused before it is deleted: PFML_UPLOAD_TTL_HOURS, default
+    UPLOAD_TTL_HOURS (24)."""
     raw = os.environ.get(TTL_ENV, "").strip()
     try:
         ttl = float(raw) if raw else UPLOAD_TTL_HOURS
@@ -57,6 +48,7 @@ def upload_ttl_hours() -> float:
 
 
 def uploads_quota_mb() -> int:
+    """MB all uploads together may take: PFML_MAX_UPLOADS_MB, default UPLOADS_MB (1024)."""
     raw = os.environ.get(QUOTA_ENV, "").strip()
     if not raw:
         return UPLOADS_MB
@@ -71,8 +63,12 @@ def _shown(ref: str) -> str:
 
 
 def resolve_dataset_ref(ref: str, uploads_dir: Path, data_root: Path | None = None) -> str:
-    """What load_dataset should open for the app's dataset reference `ref` (see the module
-    docstring); ValueError for anything else, without saying what exists on the server."""
+    """What load_dataset should open for the app's dataset reference `ref`: a bundled name
+    (BUNDLED); an upload's stored name (e.g. `3fa2c1d0e9b8a7f6.npz`, the hash of its content,
+    kept in runs_dir()/_uploads; resolving one counts as using it); or a path relative to the
+    operator's data root (PFML_DATA_ROOT, off by default), resolved (links too) and refused
+    when it leads outside the root. ValueError for anything else, without saying what exists
+    on the server."""
     ref = str(ref).strip()
     if ref in BUNDLED:
         return ref
@@ -119,7 +115,10 @@ def _probe_name(name: str, suffix: str) -> str:
 def store_upload(name: str, raw: bytes, folder: Path, max_bytes: int = MAX_BYTES) -> Path:
     """Check uploaded bytes (opened as a dataset in a private folder), then keep them under
     a content-hash name (so reruns reuse it) and expire old uploads; returns the path.
-    Bad input -> ValueError naming the upload by its base name; nothing is kept."""
+    The upload is opened as a dataset (every check of pfml_core.data) before it is stored;
+    all uploads together stay within uploads_quota_mb(), checked under a lock in the folder,
+    so every server sharing it counts. Bad input -> ValueError naming the upload by its base
+    name; nothing is kept."""
     suffix = Path(str(name)).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise ValueError(f"{_probe_name(name, suffix)}: upload a .npz, a .csv or a .zip of "

@@ -1,33 +1,22 @@
-"""How far a user file may expand in memory. A 1 MB .zip or .npz can decompress to gigabytes,
-and a 20 KB PNG can hold a 13,000 x 13,000 image, so every reader checks the size a file
-announces (zip directory, .npy header, image header) BEFORE reading it, and refuses with a
-ValueError that names the limit.
-
-The defaults suit a shared classroom server. An operator can raise a limit with the
-environment variable named beside it (a positive number):
-
-- MAX_FILE_MB = 64            PFML_MAX_FILE_MB: one image file or zip entry, uncompressed
-- MAX_DECODED_MB = 256        PFML_MAX_DECODED_MB: all a file expands to together (every
-                              zip entry, every .npz array, the parsed CSV, the decoded images)
-- MAX_IMAGE_MEGAPIXELS = 50   PFML_MAX_IMAGE_MEGAPIXELS: one image (width x height; PIL
-                              itself refuses past about 179 megapixels)
-- MAX_TOTAL_MEGAPIXELS = 2000 PFML_MAX_TOTAL_MEGAPIXELS: all images of a set (decoding time)
-- MAX_ZIP_ENTRIES = 100_000   PFML_MAX_ZIP_ENTRIES: entries in a .zip / .npz directory
-- MAX_CSV_COLUMNS = 10_000    PFML_MAX_CSV_COLUMNS: columns of a CSV, counted in its header
-                              line before parsing (a parser's cost grows with them)
-"""
+"""How far a user file may expand in memory: a 1 MB .zip can decompress to gigabytes, so every
+reader checks the size a file announces (zip directory, .npy header, image header) before reading
+it and refuses with a ValueError that names the limit. The defaults below suit a shared classroom
+server; an operator raises one with the environment variable PFML_<NAME> (a positive number)."""
 from __future__ import annotations
 
 import os
 import zipfile
 from pathlib import Path
 
-MAX_FILE_MB = 64
-MAX_DECODED_MB = 256
-MAX_IMAGE_MEGAPIXELS = 50
-MAX_TOTAL_MEGAPIXELS = 2000
-MAX_ZIP_ENTRIES = 100_000
-MAX_CSV_COLUMNS = 10_000
+MAX_FILE_MB = 64  # PFML_MAX_FILE_MB: one image file or zip entry, uncompressed
+MAX_DECODED_MB = 256  # PFML_MAX_DECODED_MB: all a file expands to together (every zip entry,
+#                       every .npz array, the parsed CSV, the decoded images)
+MAX_IMAGE_MEGAPIXELS = 50  # PFML_MAX_IMAGE_MEGAPIXELS: one image, width x height (PIL itself
+#                            refuses past about 179 megapixels)
+MAX_TOTAL_MEGAPIXELS = 2000  # PFML_MAX_TOTAL_MEGAPIXELS: all images of a set (decoding time)
+MAX_ZIP_ENTRIES = 100_000  # PFML_MAX_ZIP_ENTRIES: entries in a .zip / .npz directory
+MAX_CSV_COLUMNS = 10_000  # PFML_MAX_CSV_COLUMNS: columns of a CSV, counted in its header line
+#                           before parsing (a parser's cost grows with them)
 MIB = 2**20
 
 

@@ -1,12 +1,7 @@
-"""Image transforms, all built from torchvision.transforms.v2 (via pfml_core.vision). They
-take PIL images (benchmark files) and (C, H, W) float tensors (in-memory images) alike.
-
-The paper's protocol (the usual DML one, docs/method.md, section 6.1):
-- training: a random resized crop to 224 x 224 (area share in `scale`, aspect ratio in
-  `ratio`, log-uniform) and a horizontal flip;
-- evaluation: the shorter side resized to 256, then the centre 224 x 224 crop;
-both followed by a float32 (3, H, W) tensor in [0, 1] and, optionally, ImageNet
-normalisation. Randomness comes from torch's RNG, so torch.manual_seed (and the seeds
+"""Image transforms, all built from torchvision.transforms.v2 (via pfml_core.vision), for PIL
+images (benchmark files) and (C, H, W) float tensors (in-memory images) alike. The paper's
+protocol (the usual DML one, docs/method.md, section 6.1): `train_transform` and
+`eval_transform`. Randomness comes from torch's RNG, so torch.manual_seed (and the seeds
 DataLoader hands its workers) controls it."""
 from __future__ import annotations
 
@@ -58,8 +53,8 @@ def _interval(name: str, value, high: float | None) -> tuple[float, float]:
 def random_crop_flip(size: int, scale=PAPER_CROP_SCALE, ratio=CROP_RATIO,
                      flip_p: float = 0.5) -> v2.Compose:
     """THE random augmentation: a random resized crop to size x size (area share in scale,
-    aspect in ratio; after 10 misses the centre crop with the aspect clamped to ratio), then
-    a horizontal flip with probability flip_p. Same output type as the input."""
+    aspect in ratio, log-uniform; after 10 misses the centre crop with the aspect clamped to
+    ratio), then a horizontal flip with probability flip_p. Same output type as the input."""
     size = guards.check_int("size", size, 1)
     scale, ratio = _interval("scale", scale, 1.0), _interval("ratio", ratio, None)
     flip_p = guards.check_range("flip_p", flip_p, 0.0, 1.0)
@@ -69,14 +64,16 @@ def random_crop_flip(size: int, scale=PAPER_CROP_SCALE, ratio=CROP_RATIO,
 
 def train_transform(size: int = 224, scale=PAPER_CROP_SCALE, ratio=CROP_RATIO,
                     flip_p: float = 0.5, normalize: bool = True) -> v2.Compose:
-    """Training: random_crop_flip, then float32 (3, size, size) [ImageNet-normalised]."""
+    """Training: random_crop_flip (the paper's: a random resized crop to 224 x 224 and a
+    horizontal flip), then float32 (3, size, size) in [0, 1] [ImageNet-normalised]."""
     crop_flip = random_crop_flip(size, scale, ratio, flip_p)
     return v2.Compose([v2.Lambda(_rgb, Image.Image), crop_flip, *_to_float(normalize)])
 
 
 def eval_transform(resize: int = 256, crop: int = 224, normalize: bool = True) -> v2.Compose:
     """Evaluation: shorter side to resize (aspect kept, longer side truncated), centre crop
-    crop x crop, then float32 (3, crop, crop) [ImageNet-normalised]."""
+    crop x crop (the paper's: 256, then the centre 224 x 224), then float32 (3, crop, crop)
+    in [0, 1] [ImageNet-normalised]."""
     resize = guards.check_int("resize", resize, 1)
     crop = guards.check_int("crop", crop, 1, resize)
     return v2.Compose([v2.Lambda(_rgb, Image.Image), v2.Resize(resize), v2.CenterCrop(crop),

@@ -1,15 +1,8 @@
 """Label margins of training samples: how much nearer a sample's embedding lies to its given
-class than to the nearest other class, measured every epoch. Averaged over epochs, this is
-the "area under the margin" of Pleiss et al. (NeurIPS 2020, arXiv 2001.10528), which ranks
-suspect labels (pfml_core.lab.suspects); its mean over flipped and over clean samples is the
-noise lab's memorization curve.
-
-Class anchors (train_margins): the L2-normalised centroid of the training embeddings under
-their given labels, for every loss. A class's proxies can be captured by another class's
-samples (PFML on all 10 digits: the nearest proxies of 0 and 7 belong to other classes,
-noise or not), which made whole clean classes look mislabelled; a centroid stays with its
-class's samples. margin = cos(sample, anchor of its given class)
-                        - max over the other classes c of cos(sample, anchor of c)."""
+class's anchor than to the nearest other class's, measured every epoch (`train_margins`).
+Averaged over epochs this is the "area under the margin" of Pleiss et al. (NeurIPS 2020, arXiv
+2001.10528), which ranks suspect labels (pfml_core.lab.suspects); its mean over flipped and over
+clean samples is the noise lab's memorization curve."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +33,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def class_similarity(emb: np.ndarray, labels: np.ndarray, num_classes: int,
                      proxies: np.ndarray | None = None,
                      proxy_labels: np.ndarray | None = None) -> np.ndarray:
-    """(n, D) embeddings -> (n, C) cosine to each class's anchor (see the module docstring).
+    """(n, D) embeddings -> (n, C) cosine to each class's anchor (see train_margins).
     A class without an anchor (no proxy, or no sample under that label) scores -1."""
     z, labels = _unit(emb), np.asarray(labels)
     if len(z) != len(labels):
@@ -76,7 +69,12 @@ def train_margins(emb: np.ndarray, train, rows: np.ndarray, proxies=None,
                   proxy_labels=None) -> TrainMargins:
     """The margins of training rows `rows` of `train` (a pfml_core.data Dataset after
     with_noise) whose embeddings are emb (len(rows), D). The proxies are taken and not used:
-    anchors are centroids (see the module docstring)."""
+    a class's anchor is the L2-normalised centroid of the training embeddings under their given
+    labels, for every loss. A class's proxies can be captured by another class's samples (PFML
+    on all 10 digits: the nearest proxies of 0 and 7 belong to other classes, noise or not),
+    which makes whole clean classes look mislabelled; a centroid stays with its class's samples.
+    margin = cos(sample, anchor of its given class)
+             - max over the other classes c of cos(sample, anchor of c)."""
     labels = np.asarray(train.y)[rows]
     sim = class_similarity(emb, labels, train.num_classes)
     margin, rival = margin_and_rival(sim, labels)

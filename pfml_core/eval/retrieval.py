@@ -1,11 +1,9 @@
 """Recall@K at benchmark scale (tens of thousands of embeddings): scores are computed in
-(chunk, N) blocks on the tensors' own device, never as an N x N matrix.
-
-Instead of sorting each block (torch.topk), we count each query's rank of its best
-same-class item: rank = #items scoring strictly higher + #items scoring equal with a
-lower index. A query is a hit at K when rank < K. This is what a stable top-K gives,
-for every K at once, and it stays exact under tied scores (duplicate images).
-Queries with no same-class item in the reference are left out, as in metrics.py."""
+(chunk, N) blocks on the tensors' own device, never as an N x N matrix. Instead of sorting each
+block, we count each query's rank of its best same-class item (#items scoring strictly higher +
+#items scoring equal with a lower index; a hit at K when rank < K): what a stable top-K gives,
+for every K at once, exact under tied scores (duplicate images). Queries with no same-class
+item in the reference are left out, as in metrics.py."""
 from __future__ import annotations
 
 import torch

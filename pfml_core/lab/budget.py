@@ -65,8 +65,8 @@ def check(conn, owner: str, configs: list[dict], exclude_grid: int | None = None
 
 
 def check_resume(conn, owner: str, grid_id: int) -> None:
-    """OverBudget when resuming the grid (its queued, failed and cancelled runs, now the
-    owner's) takes the owner past limit()."""
+    """OverBudget when resuming the grid (its queued, failed and cancelled runs, which
+    become the owner's) takes the owner past limit()."""
     rows = conn.execute("SELECT config FROM runs WHERE grid_id=? AND status IN "
                         "('queued', 'failed', 'cancelled')", (int(grid_id),)).fetchall()
     check(conn, owner, [json.loads(c) for c, in rows], grid_id)

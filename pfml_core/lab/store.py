@@ -3,7 +3,7 @@
 Short transactions; run claims are atomic. A running run reports its finished epochs (the
 ETA); a finished run may keep a per-sample table (its suspect labels). Liveness, the launch
 queue and owners: pfml_core.lab.store_queue; a visitor's budget: pfml_core.lab.budget. A
-full or read-only disk raises data.faults.Fault (one line). Older stores open unchanged."""
+full or read-only disk raises data.faults.Fault (one line). A store lacking a column gains it."""
 from __future__ import annotations
 
 import contextlib
@@ -77,9 +77,9 @@ class Store(QueueMixin):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn, self.recovered = open_store(self.path, SCHEMA)  # Path | None
         self._conn = faults.Guarded(conn, "the lab store could not be written")
-        self._add_column("runs", "progress", "INTEGER")  # stores older than the ETA
+        self._add_column("runs", "progress", "INTEGER")  # the ETA, where a store lacks it
         for column, kind in (("heartbeat", "REAL"), ("owner", "TEXT"), ("queued_at", "REAL")):
-            self._add_column("grids", column, kind)  # stores older than heartbeats and the queue
+            self._add_column("grids", column, kind)  # heartbeats and the queue, where missing
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         if column not in {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}:

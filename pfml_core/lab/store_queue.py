@@ -1,26 +1,16 @@
-"""Liveness and the launch queue of the lab store (Store's methods on them).
+"""Liveness and the launch queue of the lab store (Store's methods on them, `QueueMixin`).
 
-Liveness is a heartbeat, never a process id: a worker writes the time into its grid every
-HEARTBEAT_EVERY seconds while it runs, and a running grid whose heartbeat is older than
-HEARTBEAT_TIMEOUT has lost its worker (killed, crashed, the machine restarted), whatever
-process now holds its old pid. reap_stale() then marks its running run failed and the grid
-failed (resumable).
-
-Grids submitted from the app (and `--background`) wait in a queue, status 'queued' in the
-order submitted, for one of max_workers() slots (PFML_MAX_LAB_WORKERS, default 1). A slot is
-a running grid with a live heartbeat, so a killed worker frees its slot once its heartbeat
-goes stale. reserve() moves the next queued grid to 'running' atomically, with its heartbeat
-START_GRACE seconds ahead: a worker takes seconds to start (importing torch) before its
-first beat."""
+Liveness is a heartbeat, never a process id: a pid can be reused by another process after the
+worker dies (killed, crashed, the machine restarted), a stale heartbeat cannot lie."""
 from __future__ import annotations
 
 import os
 import time
 
-HEARTBEAT_EVERY = 3.0
-HEARTBEAT_TIMEOUT = 30.0
-START_GRACE = 120.0
-MAX_WORKERS = 1
+HEARTBEAT_EVERY = 3.0  # seconds between a running worker's beats
+HEARTBEAT_TIMEOUT = 30.0  # a running grid with no beat for this long has lost its worker
+START_GRACE = 120.0  # a worker takes seconds to start (importing torch) before its first beat
+MAX_WORKERS = 1  # default of PFML_MAX_LAB_WORKERS
 ENV_MAX_WORKERS = "PFML_MAX_LAB_WORKERS"
 
 
@@ -51,7 +41,14 @@ _STALE = ("(status='running' OR (status='queued' AND pid IS NOT NULL)) "
 
 
 class QueueMixin:
-    """Store methods for heartbeats, reaping and the launch queue (see the module doc)."""
+    """Store methods for heartbeats, reaping and the launch queue. A worker writes the time
+    into its grid every HEARTBEAT_EVERY seconds; a running grid whose heartbeat is older than
+    HEARTBEAT_TIMEOUT has lost its worker, and reap_stale() marks its running run failed and
+    the grid failed (resumable). Grids submitted from the app (and `--background`) wait in a
+    queue, status 'queued' in the order submitted, for one of max_workers() slots. A slot is a
+    running grid with a live heartbeat, so a killed worker frees its slot once its heartbeat
+    goes stale. reserve() moves the next queued grid to 'running' atomically, with its
+    heartbeat START_GRACE seconds ahead."""
 
     def beat(self, grid_id: int, pid: int) -> bool:
         """Worker `pid` is alive; False once the grid is no longer its (cancelled, reaped)."""

@@ -1,22 +1,9 @@
 """Suspect labels: which training labels does a run itself find probably wrong?
 
-Score (higher = more suspect): minus the area under the margin (Pleiss et al., NeurIPS 2020,
-arXiv 2001.10528), i.e. minus each training sample's label margin (pfml_core.eval.label_margin:
-cosine to its given class's anchor minus the best other class's) averaged over a window of
-trained epochs. Window "peak" (the default) runs from epoch 1 to the last epoch whose held-out
-R@1 is within PEAK_TOLERANCE of the best: once held-out R@1 falls, the network is memorizing
-flipped labels and their margins rise. "all" takes every trained epoch; an integer K the
-first K. Suggested label: the given label where the mean margin is positive, else the class
-most often nearest after the given one within the window.
-
-Baseline: cleanlab's self-confidence label quality (cleanlab.rank.get_label_quality_scores)
-on out-of-fold class probabilities: a multinomial logistic regression (scikit-learn, on
-standardised inputs) on each sample's cosines to every class anchor at the last epoch (the
-epochs' mean in a label check, pfml_core.lab.check_labels), fitted by 5-fold cross-validation
-(a proxy softmax whose scale is fitted out of fold).
-
-Detection where flips are known (the run injected them): AUROC (sklearn.metrics.roc_auc_score)
-and precision at the number of flips (the share truly flipped among that many top scores)."""
+Score (higher = more suspect): minus the area under the margin (Pleiss et al., NeurIPS 2020), each
+training sample's label margin averaged over the trained epochs up to held-out R@1's peak, because
+once R@1 falls the network is memorizing flipped labels. Baseline: cleanlab's self-confidence
+label quality on out-of-fold class probabilities. Where flips are known: AUROC, precision at k."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,7 +46,10 @@ def from_history(history, noise: float, class_names=None, data=None) -> RunMargi
 
 
 def window_epochs(r1, window="peak") -> int:
-    """How many trained epochs (from the first) the score averages."""
+    """How many trained epochs (from the first) the score averages. "peak" (the default): up to
+    the last epoch whose held-out R@1 is within PEAK_TOLERANCE of the best (once it falls, the
+    network memorizes flipped labels and their margins rise); "all": every trained epoch; an
+    integer K: the first K."""
     n = len(r1)
     if window == "all":
         return n
@@ -73,7 +63,11 @@ def window_epochs(r1, window="peak") -> int:
 
 
 def score(rm: RunMargins, window="peak") -> tuple[np.ndarray, np.ndarray, int]:
-    """(score (r,), suggested class (r,), epochs averaged)."""
+    """(score (r,), suggested class (r,), epochs averaged). Score: minus the area under the
+    margin (arXiv 2001.10528), i.e. minus each sample's label margin (pfml_core.eval.label_margin:
+    cosine to its given class's anchor minus the best other class's) averaged over the window.
+    Suggested: the given label where the mean margin is positive, else the class most often
+    nearest after the given one within the window."""
     k = window_epochs(rm.r1, window)
     M = np.stack([m.margin for m in rm.margins[:k]]).astype(np.float64)   # (k, r)
     rivals = np.stack([m.rival for m in rm.margins[:k]])                  # (k, r)
@@ -87,7 +81,8 @@ def score(rm: RunMargins, window="peak") -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def detection(scores, flipped) -> dict[str, float]:
-    """AUROC of scores for flipped (sklearn) and precision at k = number of flips."""
+    """AUROC of scores for flipped (sklearn.metrics.roc_auc_score) and precision at k = number
+    of flips (the share truly flipped among the k top scores)."""
     from sklearn.metrics import roc_auc_score
 
     scores, flipped = np.asarray(scores, dtype=float), np.asarray(flipped, dtype=bool)
@@ -124,7 +119,9 @@ def out_of_fold_probs(sim: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.
 
 def cleanlab_score(rm: RunMargins) -> tuple[np.ndarray, int]:
     """(score (r,), higher = more suspect; number of issues cleanlab flags), NaN without
-    probabilities."""
+    probabilities. cleanlab.rank.get_label_quality_scores (self-confidence) on out-of-fold
+    probabilities from the cosines to every class anchor at the last epoch (the epochs' mean in
+    a label check, pfml_core.lab.check_labels): a proxy softmax, its scale fitted out of fold."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 

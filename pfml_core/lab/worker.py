@@ -1,16 +1,9 @@
 """Background workers for lab grids: `python -m pfml_core lab-worker GRID_ID` claims the grid's
 queued runs one at a time (pfml_core.lab.trainer trains and records each), beats the grid's
-heartbeat every few seconds from a thread, and stops when the grid is cancelled or is no
-longer its own. A worker that is killed stops beating: once its heartbeat is stale,
-Store.reap_stale() marks its run failed, and the grid can be resumed.
-
-submit() queues a grid for a worker slot (at most PFML_MAX_LAB_WORKERS grids run at once,
-default 1; see pfml_core.lab.store_queue); dispatch() starts workers for the queue while
-slots are free. It runs when a grid is submitted, cancelled or resumed, when a worker ends
-(before it exits) and whenever the app looks at the grids, so a killed worker's slot is
-taken by the next grid once its heartbeat is stale. Only the owner of a grid (the session
-that started it) may cancel it, or the operator (`lab-cancel`). On a full disk the worker
-stops at once: a spare file beside the store is freed so its run can be marked failed."""
+heartbeat from a thread, and stops when the grid is cancelled or is no longer its own. A killed
+worker stops beating: once its heartbeat is stale, Store.reap_stale() marks its run failed and
+the grid can be resumed. On a full disk the worker stops at once: a spare file beside the store
+is freed so its run can be marked failed."""
 from __future__ import annotations
 
 import os
@@ -120,7 +113,10 @@ def start(grid_id: int, store: Store | None = None, train_fn: str | None = None)
 
 def dispatch(store: Store | None = None, train_fn: str | None = None) -> list[int]:
     """Reap grids whose worker died, then start workers for the queue while fewer than
-    max_workers() grids run; returns the ids of the grids started."""
+    max_workers() grids run (PFML_MAX_LAB_WORKERS, default 1; see pfml_core.lab.store_queue);
+    returns the ids of the grids started. Runs when a grid is submitted, cancelled or resumed,
+    when a worker ends (before it exits) and whenever the app looks at the grids, so a killed
+    worker's slot is taken by the next grid once its heartbeat is stale."""
     store = store or Store()
     store.reap_stale()
     started, cap = [], max_workers()
@@ -161,8 +157,9 @@ def _is_worker(pid: int, grid_id: int | None = None) -> bool:
 def cancel(grid_id: int, store: Store | None = None, owner: str | None = None) -> None:
     """Mark the grid cancelled, then terminate its worker's process group (if a live worker
     runs it; a foreground CLI run notices the cancellation between batches instead), and
-    start the next queued grid. With an owner token, only a grid of that owner:
-    PermissionError otherwise."""
+    start the next queued grid. With an owner token (the session that started the grid),
+    only a grid of that owner: PermissionError otherwise; the operator's `lab-cancel` passes
+    none."""
     store = store or Store()
     g = store.grid(grid_id)
     if not store.cancel_grid(grid_id, owner):

@@ -1,19 +1,7 @@
 """Fast PFML energy (paper Eq. 6) over all ordered pairs of a point set: one Gram product,
-a few elementwise passes, and the gradient computed in the same sweep. No host sync: no
-`nonzero`, no `.item()`, no data-dependent shapes, so a GPU never waits for the host.
-
-Math (docs/method.md, sections 4-5). With s_ij = |x_i - x_j|^2 from the Gram product and
-the clamps and signs of `potentials.pfml_range` (THE definition of Eq. 1-2):
-    t_ij   = s_ij clamped into [lo^2, hi^2] of the pair's kind (attraction or repulsion)
-    psi_ij = sign_ij * t_ij^(-alpha/2)                  (the pair potential)
-    k_ij   = psi_ij / t_ij where the clamp does not hold, else 0
-    dU/dx_i = 2 * sum_j c_ij (x_i - x_j),   c_ij = psi'(d_ij) / d_ij = -alpha * k_ij
-(the 2: each unordered pair is counted twice). Rows [a, b) of the pair matrix give the
-gradient rows [a, b) exactly, so G processes can each take a block of rows (`RowShard`):
-1/G of the pair work each, an all-reduce of the energy and an all-gather of the gradient.
-Checked by tests/test_physics_kernel.py: a naive loop over pairs built from
-POTENTIALS["pfml"] with autograd, the previous kernel, and a host-sync detector.
-"""
+a few elementwise passes, and the gradient computed in the same sweep (math: `gram_energy`,
+docs/method.md sections 4-5). No host sync: no `nonzero`, no `.item()`, no data-dependent
+shapes, so a GPU never waits for the host."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,8 +12,8 @@ import torch
 from pfml_core.physics.potentials import pfml_range
 
 Tensor = torch.Tensor
-# rows per block x n, which bounds each (rows, n) buffer: 4 MiB of float32 on a CPU (at the
-# paper's scale a quarter of the previous kernel's memory, same time), 256 MiB elsewhere
+# rows per block x n, which bounds each (rows, n) buffer: 4 MiB of float32 on a CPU (bigger
+# blocks take more memory there and no less time), 256 MiB elsewhere
 # (one block, so few kernel launches, up to 8,192 points)
 BLOCK_ELEMENTS = {"cpu": 1 << 20, "other": 1 << 26}
 
@@ -185,9 +173,20 @@ def gram_energy(x: Tensor, labels: Tensor, alpha: float, delta: float, delta_rep
     """Sum over ordered pairs i != j of PFML psi(|x_i - x_j|); inputs already validated.
     Half precision is computed in float32 (1/d^alpha overflows float16); the gradient
     flows back in the input dtype. With a shard, this process computes its block of rows
-    and the collectives make value and gradient those of the whole set. Checked against
-    a naive loop over POTENTIALS["pfml"] and autograd, and against the previous kernel,
-    in tests/test_physics_kernel.py; shards in tests/test_sharded_energy.py."""
+    and the collectives make value and gradient those of the whole set.
+
+    With s_ij = |x_i - x_j|^2 from the Gram product and the clamps and signs of
+    `potentials.pfml_range` (THE definition of Eq. 1-2):
+        t_ij   = s_ij clamped into [lo^2, hi^2] of the pair's kind (attraction or repulsion)
+        psi_ij = sign_ij * t_ij^(-alpha/2)                  (the pair potential)
+        k_ij   = psi_ij / t_ij where the clamp does not hold, else 0
+        dU/dx_i = 2 * sum_j c_ij (x_i - x_j),   c_ij = psi'(d_ij) / d_ij = -alpha * k_ij
+    (the 2: each unordered pair is counted twice). Rows [a, b) of the pair matrix give the
+    gradient rows [a, b) exactly, so G processes can each take a block of rows (`RowShard`):
+    1/G of the pair work each, an all-reduce of the energy and an all-gather of the gradient.
+    Checked against a naive loop over POTENTIALS["pfml"] with autograd, against
+    physics.definition, and by a host-sync detector in tests/test_physics_kernel.py; shards in
+    tests/test_sharded_energy.py."""
     x = x.to(torch.promote_types(x.dtype, torch.float32))
     params = (alpha, delta, delta_rep, eps)
     if x.requires_grad and torch.is_grad_enabled():

@@ -1,16 +1,7 @@
 """Descent of a toy scene on the total energy (paper Eq. 6), plus what the playground draws:
 the class field on a grid and the force on every point. All physics is pfml_core.physics.field.
-
-Choice (documented): a step moves samples AND proxies by -step_size * dU/dx, with U the same
-`field.total_energy(normalize=False)` the loss uses. For the symmetric pair potentials here
-dU/dx_i = -2 * F_i, with F_i = field.forces (the arrows), because each pair appears twice
-in U; so a step is x + 2 * step_size * F, one forces call that also gives the arrows
-(tests check it against autograd of total_energy). Optional clipping caps each point's move
-per step (max_move), because 1/d^alpha makes forces span many orders of magnitude.
-
-The playground's tensors are small; torch splits an op over threads only above 32768
-elements, and on a busy 2-core machine that split costs far more than it saves, so the
-grid field is evaluated in blocks below that size."""
+A step moves samples AND proxies down the gradient of the same
+`field.total_energy(normalize=False)` the loss uses (`step`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +14,10 @@ from pfml_core.physics import field
 from pfml_core.playground.scene import Scene
 
 GRID = 40  # field resolution per axis (pixels of the field image)
-SERIAL_ELEMENTS = 16_000  # grid block size x sources x 2 stays below torch's parallel grain
+# grid block size x sources x 2 stays below torch's parallel grain: torch splits an op over
+# threads only above 32768 elements, and on a busy 2-core machine that split costs far more
+# than it saves for the playground's small tensors
+SERIAL_ELEMENTS = 16_000
 
 
 @dataclass(frozen=True)
@@ -81,7 +75,11 @@ def initial_frame(scene: Scene, dyn: Dynamics) -> Frame:
 def step(scene: Scene, frame: Frame, dyn: Dynamics, forces: np.ndarray | None = None) -> Frame:
     """One gradient step on U for samples and proxies together (a new Frame):
     -step_size * dU/dx = 2 * step_size * F, F = field.forces at `frame` (pass the
-    frame's forces when already computed)."""
+    frame's forces when already computed). For the symmetric pair potentials here
+    dU/dx_i = -2 * F_i because each pair appears twice in U, so one forces call also gives
+    the arrows (tests check it against autograd of total_energy). dyn.max_move, when set,
+    caps each point's move per step, because 1/d^alpha makes forces span many orders of
+    magnitude."""
     guards.check_positive("step_size", dyn.step_size)
     f = point_forces(scene, frame, dyn) if forces is None else forces  # (n + P, 2)
     move = _clip(2.0 * dyn.step_size * f, dyn.max_move)

@@ -178,7 +178,7 @@ def gif_bytes(scene, frames, dyn, cls: int, view, max_frames: int = 30, ms_per_f
 def animation_bytes(scene, runs: dict, cls: int, view, max_frames: int = 30, ms_per_frame: int = 120,
                     dpi: int = 60, fmt: str = "GIF") -> bytes:
     """figure_animation of recorded frame lists ({title: (frames, dyn)}, the same scene);
-    `dpi` is kept for old callers: the picture's size is fixed in pixels."""
+    `dpi` is accepted and unused: the picture's size is fixed in pixels."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not runs or any(not frames for frames, _ in runs.values()):

@@ -1,26 +1,8 @@
-"""torch.distributed for PFML: one process per GPU (torchrun), the energy computed over
-the embeddings of ALL ranks, proxies identical on every rank.
-
-PFML (sharded, W > 1): every rank gathers X = [X_0; ...; X_{W-1}] (no gradient traffic
-yet) and computes only its 1/W block of ROWS of the (B + N*M)^2 pair matrix against all
-points (physics.kernel.RowShard). Once per step the partial energies are all-reduced
-(forward) and the gradient rows all-gathered (backward): every rank then holds the whole
-dL/dX and dL/dP, exactly the single-process ones (the pair matrix is symmetric, so rows
-[a, b) of the matrix give rows [a, b) of the gradient). `_GatherShared` hands the local
-rows back times W, because DDP divides the backbone gradient by W; the proxies need no
-averaging. Per-rank pair work falls as 1/W (bench/loss_speed.py --ranks).
-
-Other losses (replicated): every rank gathers X and computes the SAME full loss L(X, P).
-`gather_with_grad`'s backward sums dL/dX over the W ranks (all-reduce) and keeps the
-local rows, so rank r receives W * dL/dX_r. Its backbone gradient is therefore
-W * sum_{i in r} dL/dx_i dx_i/dtheta; DDP averages over ranks (divides by W), leaving
-sum over ALL i of dL/dx_i dx_i/dtheta: exactly the single-process gradient (unequal
-per-rank batches included). Proxies live in the loss module, outside DDP: every rank
-computes dL/dP on the same gathered set, and `GatheredLoss` still averages it over
-ranks, because an all-reduce hands every rank bitwise the same tensor. Equal start
-values (`sync_module`) + equal gradients + the same optimizer = identical proxies.
-BatchNorm statistics stay per rank: freeze BN or pass sync_bn=True to `wrap_model`.
-"""
+"""torch.distributed for PFML: one process per GPU (torchrun), the loss computed over the
+embeddings of ALL ranks, so every rank gets exactly the single-process gradient and identical
+proxies. PFML (W > 1) splits the pair matrix by rows, each rank 1/W of the pair work
+(`_GatherShared`); other losses run whole on every rank (`gather_with_grad`). BatchNorm
+statistics stay per rank: freeze BN or pass sync_bn=True to `wrap_model`."""
 from __future__ import annotations
 
 import gc
@@ -123,7 +105,10 @@ class _GatherWithGrad(torch.autograd.Function):
 
 def gather_with_grad(x: Tensor) -> Tensor:
     """(n_r, ...) on each rank -> (sum_r n_r, ...) in rank order, differentiable: the
-    gradient of the local rows is the SUM over ranks (see the module docstring)."""
+    gradient of the local rows is the SUM over ranks. With the SAME full loss L(X, P) on every
+    rank, rank r receives W * dL/dX_r, so its backbone gradient is W * sum_{i in r} dL/dx_i
+    dx_i/dtheta; DDP averages over ranks (divides by W), leaving the sum over ALL i: exactly
+    the single-process gradient (unequal per-rank batches included)."""
     return _GatherWithGrad.apply(x) if is_distributed() else x
 
 
@@ -134,7 +119,12 @@ def gather(x: Tensor, sizes: list[int] | None = None) -> Tensor:
 
 class _GatherShared(torch.autograd.Function):
     """Gather whose incoming gradient is already the whole one on every rank (sharded
-    energy): the local rows, times W to undo DDP's average. No communication backward."""
+    energy): the local rows, times W to undo DDP's average. No communication backward.
+    Every rank gathers X = [X_0; ...; X_{W-1}] and computes only its 1/W block of ROWS of the
+    (B + N*M)^2 pair matrix against all points (physics.kernel.RowShard). Once per step the
+    partial energies are all-reduced and the gradient rows all-gathered: every rank then holds
+    the whole dL/dX and dL/dP (the pair matrix is symmetric, so rows [a, b) of the matrix give
+    rows [a, b) of the gradient). Per-rank pair work falls as 1/W (bench/loss_speed.py --ranks)."""
 
     @staticmethod
     def forward(ctx, x, sizes):
@@ -187,7 +177,9 @@ class GatheredLoss(torch.nn.Module):
     with gradients flowing back to each rank's own rows. PFML with W > 1 processes (and
     shard=True): the sharded energy, each rank its 1/W of the pairs. Other losses: the
     whole loss on every rank, the wrapped loss's parameters (proxies) averaged over ranks
-    on a group of their own. Either way the proxies stay identical. Half-precision
+    on a group of their own (an all-reduce hands every rank bitwise the same tensor). Either
+    way the proxies stay identical: equal start values (`sync_module`) + equal gradients + the
+    same optimizer (the proxies live in the loss, outside DDP). Half-precision
     embeddings (AMP) are cast to float32 and the loss runs with autocast off. Outside
     torch.distributed it is otherwise the wrapped loss."""
 

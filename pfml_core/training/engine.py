@@ -1,11 +1,8 @@
 """The one training engine, for every loss: the app, the CLI and the noise lab call train().
-It reads top to bottom: prepare data -> build model and loss -> evaluate the untrained
-network (epoch 0) -> for each epoch: steps, evaluate, record, checkpoint.
-
-Batches come from DataLoaders (pfml_core.training.loaders). Under torchrun the same code
-runs once per rank (pfml_core.training.distributed): every rank draws the same global
-class-balanced batch and embeds its slice, the loss sees ALL ranks' embeddings, proxies
-stay identical, evaluation is sharded, and rank 0 alone writes."""
+It reads top to bottom: prepare data (pfml_core.training.loaders) -> build model and loss ->
+evaluate the untrained network (epoch 0) -> for each epoch: steps, evaluate, record, checkpoint.
+Under torchrun the same code runs once per rank (pfml_core.training.distributed): the loss sees
+ALL ranks' embeddings, proxies stay identical, evaluation is sharded, and rank 0 alone writes."""
 from __future__ import annotations
 
 import random

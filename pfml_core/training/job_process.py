@@ -1,13 +1,6 @@
 """The process a TrainJob trains in (`python -m pfml_core.training.job_process FD`, started by
 TrainJob through eval.child_process), so nothing in the server process can starve it.
-It receives ("start", {config, out_dir, dataset, threads}), then maybe ("stop",), and sends
-    ("device", "CPU, 2 threads")   once, before the data is loaded
-    ("batch", (i, n))              progress, at most about five times a second
-    ("epoch", EpochSnapshot)       after epoch 0 and every finished epoch
-    ("error", message)             bad data or settings (ValueError), a full or read-only disk
-                                   (one line, data.faults), or a crash
-    ("done", stopped)              last message
-A stop request, or the parent going away (the channel closes), stops it after the batch."""
+The messages it receives and sends: `main`."""
 from __future__ import annotations
 
 import threading
@@ -33,6 +26,14 @@ def error_message(e: Exception) -> str:
 
 
 def main() -> None:
+    """Receive ("start", {config, out_dir, dataset, threads}), then maybe ("stop",), and send
+        ("device", "CPU, 2 threads")   once, before the data is loaded
+        ("batch", (i, n))              progress, at most about five times a second
+        ("epoch", EpochSnapshot)       after epoch 0 and every finished epoch
+        ("error", message)             bad data or settings (ValueError), a full or read-only
+                                       disk (one line, data.faults), or a crash
+        ("done", stopped)              last message
+    A stop request, or the parent going away (the channel closes), stops it after the batch."""
     conn = child_process.connect()
     _, job = conn.recv()
     stop = threading.Event()

@@ -1,15 +1,8 @@
 """The training engine's data: the train / held-out records of a TrainConfig (noisy labels,
-fixed evaluation rows) and the torch DataLoaders that read their images.
-
-Two sources, both read through torch.utils.data.DataLoader with batch samplers:
-- in-memory arrays (bundled sets, user files): ArrayImages answers a whole batch with one
-  fancy index, in this process (DataLoader(sampler=<batch sampler>, batch_size=None)):
-  no per-item work, so a bundled set trains as fast as indexing the array directly;
-- benchmark image files (CUB, Cars, SOP): ImageListDataset decodes one file per item in
-  worker processes (DataLoader(batch_sampler=<batch sampler>, num_workers, pinned memory
-  on CUDA; the training loader keeps its workers from epoch to epoch).
-Training batches come from the class-balanced sampler: under torchrun every rank draws the
-same global batch and reads only its slice. Evaluation rows are shared out among ranks."""
+fixed evaluation rows) and the torch DataLoaders that read their images, with batch samplers:
+in-memory arrays (`ArrayImages`, one fancy index per batch) or benchmark image files
+(`ImageListDataset`, decoded in worker processes). Training batches are class-balanced: under
+torchrun every rank draws the same global batch and reads only its slice."""
 from __future__ import annotations
 
 import os
@@ -36,7 +29,9 @@ MAX_WORKERS = 8       # decoding processes per rank for image files
 
 class ArrayImages(torch.utils.data.Dataset):
     """In-memory samples X (n, ...) and labels y (n,): ds[rows] -> the whole batch,
-    (float32 (B, ...), int64 (B,)); each image goes through crop_flip when one is given."""
+    (float32 (B, ...), int64 (B,)); each image goes through crop_flip when one is given.
+    Read in this process (DataLoader(sampler=<batch sampler>, batch_size=None)): no per-item
+    work, so a bundled set trains as fast as indexing the array directly."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, crop_flip=None):
         self.X, self.y, self.crop_flip = X, y, crop_flip
@@ -122,6 +117,8 @@ def class_balanced(config: TrainConfig, labels: np.ndarray) -> DistributedClassB
 
 
 def _loader(images, batches, workers: int, device, persistent: bool = False) -> DataLoader:
+    """ArrayImages: a batch per index, in this process. Image files: one file per item in
+    `workers` processes, pinned memory on CUDA (persistent: workers kept between epochs)."""
     if isinstance(images, ArrayImages):  # one index = one batch: automatic batching off
         return DataLoader(images, sampler=batches, batch_size=None)
     return DataLoader(images, batch_sampler=batches, num_workers=workers,

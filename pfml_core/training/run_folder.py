@@ -1,16 +1,8 @@
-"""Run folders: config.json, metrics.csv (one row per finished epoch), checkpoint.pt (a dict
-of state dicts + the config, loaded with weights_only=True) and embeddings/, written as
-epochs finish, so a stopped run keeps all finished epochs. embeddings/ holds static.npz
-(what every epoch shares: labels, dataset rows, proxy labels, margin labels; written with
-epoch 0), one epoch-0003.npz per epoch (its eval and training embeddings, proxies and label
-margins; written once, never rewritten) and margin_sim.npz (the newest epoch's class
-similarities, replaced each epoch): every epoch writes the same bytes however long the run.
-Folders written before this layout hold one embeddings.npz (every epoch stacked); load_run
-reads both into the same dict of stacked arrays.
-
-Every file goes to a temp file of its writer's own (pid + random token) and is os.replace'd
-into place: a reader never sees half a file, two writers never share a temp file. new_run_dir
-creates its folder exclusively, so two runs started in the same second never share one."""
+"""Run folders: config.json, metrics.csv (one row per finished epoch), checkpoint.pt (a dict of
+state dicts + the config, loaded with weights_only=True) and embeddings/ (`write_epoch`), written
+as epochs finish, so a stopped run keeps all finished epochs. Every file goes to a temp file of
+its writer's own (pid + random token) and is os.replace'd into place: a reader never sees half a
+file, two writers never share a temp file."""
 from __future__ import annotations
 
 import itertools
@@ -109,9 +101,12 @@ def write_metrics(out: Path, rows) -> None:
 
 
 def write_epoch(out: Path, snap: EpochSnapshot) -> None:
-    """One finished epoch into out/embeddings (see the module docstring): the shared arrays
-    with epoch 0 (or when missing), this epoch's arrays once, the class similarities
-    replaced. Needs this snapshot only; earlier epochs' files are left as they are."""
+    """One finished epoch into out/embeddings: static.npz (what every epoch shares: labels,
+    dataset rows, proxy labels, margin labels) with epoch 0 (or when missing), one
+    epoch-0003.npz per epoch (its eval and training embeddings, proxies and label margins;
+    written once, never rewritten) and margin_sim.npz (the newest epoch's class similarities,
+    replaced each epoch): every epoch writes the same bytes however long the run. Needs this
+    snapshot only; earlier epochs' files are left as they are."""
     d = Path(out) / EMB_DIR
     d.mkdir(parents=True, exist_ok=True)
     m = snap.margins
@@ -154,7 +149,8 @@ def _read(path: Path) -> dict:
 def load_embeddings(path) -> dict:
     """A run folder's epochs as one dict of arrays, per-epoch ones stacked (emb (E, n, D),
     train_emb (E, m, D), proxies (E, P, D), margin_margin (E, r)...), the shared ones once,
-    epochs (E,): from embeddings/ or, for older runs, embeddings.npz; {} with no epoch."""
+    epochs (E,): from embeddings/ or from a single embeddings.npz holding every epoch
+    stacked (the other layout load_run reads); {} with no epoch."""
     path = Path(path)
     d = path / EMB_DIR
     files = sorted((int(p.stem[6:]), p) for p in d.glob("epoch-*.npz") if p.stem[6:].isdigit())
