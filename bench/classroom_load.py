@@ -117,7 +117,7 @@ def visit(browser, url: str, path: str, errors: list, name: str) -> dict:
 
 
 def start_grid(page) -> None:
-    """The lab form as tests/test_browser_lab.py fills it: a 4-run digits grid."""
+    """The lab form as tests/app/test_browser_lab.py fills it: a 4-run digits grid."""
     page.get_by_label("Data").first.click()
     page.get_by_role("option", name="digits", exact=True).click()
     for label, value in (("Seeds", "0"), ("Epochs", "2"), ("Batches per epoch (0 = all)", "2")):

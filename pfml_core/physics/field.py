@@ -84,7 +84,7 @@ def _field(points, sources, same, pot: Potential, alpha, delta, delta_rep, eps, 
     """Psi at each point (..., P): superposition over sources, optional self exclusion.
     same: (P, S) or, for one class for all points, (S,). The PFML branch is
     potentials.POTENTIALS["pfml"] through kernel.pfml_psi; checked against a naive loop
-    over that definition in tests/test_physics_kernel.py (test_field_and_forces_...,
+    over that definition in tests/physics/test_physics_kernel.py (test_field_and_forces_...,
     test_energy_on_the_grid_path_equals_the_gram_path)."""
     if pot.name == "pfml":
         other = (~same).to(points.dtype)  # 1.0 repulsion, 0.0 attraction
@@ -196,7 +196,7 @@ def forces(embeddings: Tensor, labels: Tensor, proxies: Tensor | None = None,
     the arrows of the playground, in the given (plane) coordinates. Shape (B + P, D),
     embeddings first, then proxies. The PFML branch is potentials.POTENTIALS["pfml"]
     through kernel.pfml_terms / pfml_slope; checked against autograd of a naive loop over
-    that definition in tests/test_physics_kernel.py (test_field_and_forces_...)."""
+    that definition in tests/physics/test_physics_kernel.py (test_field_and_forces_...)."""
     pot, alpha, delta, delta_rep, eps = _settings(alpha, delta, delta_rep, eps, potential)
     points, point_labels = _stack(embeddings, labels, proxies, proxy_labels)
     same = _same_class(point_labels, point_labels)

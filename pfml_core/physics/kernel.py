@@ -185,8 +185,8 @@ def gram_energy(x: Tensor, labels: Tensor, alpha: float, delta: float, delta_rep
     gradient rows [a, b) exactly, so G processes can each take a block of rows (`RowShard`):
     1/G of the pair work each, an all-reduce of the energy and an all-gather of the gradient.
     Checked against a naive loop over POTENTIALS["pfml"] with autograd, against
-    physics.definition, and by a host-sync detector in tests/test_physics_kernel.py; shards in
-    tests/test_sharded_energy.py."""
+    physics.definition, and by a host-sync detector in tests/physics/test_physics_kernel.py; shards in
+    tests/physics/test_sharded_energy.py."""
     x = x.to(torch.promote_types(x.dtype, torch.float32))
     params = (alpha, delta, delta_rep, eps)
     if x.requires_grad and torch.is_grad_enabled():

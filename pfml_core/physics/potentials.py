@@ -31,7 +31,7 @@ class Potential:
 #   attraction (same class):  sign -1, d in [max(delta, eps), inf)   (flat inside delta)
 #   repulsion (other class):  sign +1, d in [eps, max(delta_rep, eps)] (a margin)
 # Every fast path (field._field, field.forces, kernel.gram_energy) takes its clamps and
-# signs from `pfml_range`; tests/test_physics_kernel.py checks each one against a naive
+# signs from `pfml_range`; tests/physics/test_physics_kernel.py checks each one against a naive
 # loop over pairs built from the functions below and autograd.
 def pfml_range(attract: bool, radius: float, eps: float) -> tuple[float, float, float]:
     """(sign, lo, hi): PFML's pair potential is sign * clamp(d, lo, hi)^-alpha."""

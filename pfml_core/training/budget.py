@@ -3,7 +3,7 @@ from the settings and the data's size alone (no tensor is made), and refused bef
 run starts with a message that names the setting to lower and the budget:
 PFML_MAX_RUN_MEMORY (default 2 GiB) and PFML_MAX_RUN_DISK (default 512 MiB), each a number
 of MiB or a size such as 4G / 800M. The estimates are generous upper bounds from the
-arrays the engine, the PFML kernel and the evaluation make (tests/test_budget.py)."""
+arrays the engine, the PFML kernel and the evaluation make (tests/training/test_budget.py)."""
 from __future__ import annotations
 
 import functools
@@ -22,7 +22,7 @@ BASE = 512 * 2**20     # a training process with torch, its libraries and the ev
 F32, MIB = 4, 2**20
 OPEN_PER_EPOCH = 9  # a reopened run's map: projections of one epoch's points, in float64
 UNITS = {"": MIB, "k": 2**10, "m": MIB, "g": 2**30, "t": 2**40}
-# the engine's sizes, restated: the engine imports this module (tests/test_budget.py keeps
+# the engine's sizes, restated: the engine imports this module (tests/training/test_budget.py keeps
 # them equal to engine.MARGIN_ROWS, FULL_METRICS_ROWS, loaders.SNAPSHOT_ROWS, EVAL_BATCH)
 MARGIN_ROWS = FULL_METRICS_ROWS = 20000
 SNAPSHOT_ROWS, EVAL_BATCH = 4000, 256

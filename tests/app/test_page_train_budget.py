@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from pfml_core.training.config import TrainConfig
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "train.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "train.py")
 
 
 def test_widgets_stop_at_the_bounds_and_an_over_budget_start_is_refused(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from pfml_core.physics import field as physics
 from pfml_core.viz import decay
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "decay_explorer.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "decay_explorer.py")
 
 
 def _arr(v):

@@ -18,7 +18,7 @@ from pfml_core import cli
 from pfml_core.data.bundled import load_dataset
 from pfml_core.data.dataset import flip_labels, split
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # every test trains the engine briefly (cli train), one also in a fresh interpreter
 pytestmark = pytest.mark.slow
 TRAIN = ["train", "--data", "digits", "--epochs", "2", "--max-batches", "4", "--device", "cpu",

@@ -1,6 +1,6 @@
 """pfml_core.lab.store: atomic claims under concurrency, outcomes, cancellation, dead-worker
 reaping (by a stale heartbeat), and a store that survives a restart (a new connection in a
-new process). Heartbeats, the launch queue and owners: tests/test_lab_queue.py."""
+new process). Heartbeats, the launch queue and owners: tests/lab/test_lab_queue.py."""
 from __future__ import annotations
 
 import multiprocessing

@@ -4,7 +4,7 @@ proxies stay identical across ranks. Everything in float64 so the tolerance is t
 
 With EMB > 16 GatheredLoss takes the sharded PFML energy (each rank its block of rows, the
 energy all-reduced and the gradient rows all-gathered; the local rows come back times W
-and DDP divides by W); tests/test_sharded_energy.py checks 2 and 3 ranks, the replicated
+and DDP divides by W); tests/physics/test_sharded_energy.py checks 2 and 3 ranks, the replicated
 path and a control without the collectives."""
 import os
 import socket

@@ -1,6 +1,6 @@
 """pfml_core.lab.worker: grids run in detached worker processes, land in the store, can be
 cancelled, survive a SIGKILL with finished runs intact (reaped once the heartbeat is stale),
-and two grids at once stay apart. The queue and heartbeats: tests/test_lab_queue.py."""
+and two grids at once stay apart. The queue and heartbeats: tests/lab/test_lab_queue.py."""
 from __future__ import annotations
 
 import os

@@ -10,7 +10,7 @@ from pytorch_metric_learning.losses import BaseMetricLossFunction
 from pfml_core.physics import field as ph
 from pfml_core.physics.loss import PotentialFieldLoss
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def make(m=3, **kw):

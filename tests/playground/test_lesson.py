@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from pfml_core.playground import build_scene, descent, lesson
 from pfml_core.playground import url_state as state
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "lesson.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "lesson.py")
 
 
 def _app(query=None):

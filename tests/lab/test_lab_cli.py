@@ -15,7 +15,7 @@ from pfml_core import cli
 from pfml_core.lab.store import Store
 from tests.lab_helpers import wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data", "digits", "--epochs", "1", "--max-batches", "2", "--eval-subset", "200",
         "--device", "cpu"]
 

@@ -91,7 +91,7 @@ def test_a_bad_budget_setting_is_a_clear_error(monkeypatch, bad):
 
 
 def _sweep_page(**query) -> AppTest:
-    at = AppTest.from_file("../pages/sweep.py", default_timeout=60)
+    at = AppTest.from_file("../../pages/sweep.py", default_timeout=60)
     for k, v in query.items():
         at.query_params[k] = v
     return at.run()

@@ -22,7 +22,7 @@ def runs_dir(tmp_path, monkeypatch):
 
 
 def page() -> AppTest:
-    return AppTest.from_file("../pages/sweep.py", default_timeout=60).run()
+    return AppTest.from_file("../../pages/sweep.py", default_timeout=60).run()
 
 
 @pytest.fixture

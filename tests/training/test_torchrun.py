@@ -14,7 +14,7 @@ from PIL import Image
 
 from pfml_core.training import run_folder as runs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
 
 

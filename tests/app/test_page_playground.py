@@ -16,7 +16,7 @@ from pfml_core.playground import url_state as state
 from pfml_core.playground.scene import build_scene
 from pfml_core.viz import fieldmap
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "playground.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "playground.py")
 
 
 def _app(query=None):

@@ -130,7 +130,7 @@ def test_a_read_only_store_is_one_line_in_the_cli_and_the_page(tmp_path, monkeyp
     assert cli.main(["lab-cancel", "1"]) == 2
     said = f"the lab store could not be opened: {faults.READ_ONLY}"
     assert capsys.readouterr().err == f"error: {said}\n"
-    at = AppTest.from_file("../pages/noise_lab.py", default_timeout=60).run()
+    at = AppTest.from_file("../../pages/noise_lab.py", default_timeout=60).run()
     assert not at.exception and [re.sub(r"\\(.)", r"\1", e.value) for e in at.error] == [said]
 
 

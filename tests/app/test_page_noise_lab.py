@@ -19,7 +19,7 @@ from studio import lab_panel
 from tests.lab_fakes import EPOCHS, expected_r1
 from tests.lab_helpers import arr, traces, wait_for
 
-PAGE = "../pages/noise_lab.py"
+PAGE = "../../pages/noise_lab.py"
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 
 from pfml_core.data.bundled import load_dataset
 from pfml_core.data.dataset import flip_labels
-from tests.test_browser_lab import fill
-from tests.test_browser_names import choose
+from tests.app.test_browser_lab import fill
+from tests.app.test_browser_names import choose
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 RINGED = """() => { const gd = [...document.querySelectorAll('.js-plotly-plot')]

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.abuse_files import small_png
-from tests.test_browser_lab import fill
+from tests.app.test_browser_lab import fill
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # trains on the Train page and in the lab
 LINK = '<a href="https:evil.example" target="_blank">Free exam answers'
