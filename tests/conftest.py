@@ -24,7 +24,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -45,26 +45,28 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> N
 
 
 @contextlib.contextmanager
-def _serve(tmp_path_factory):
-    """`streamlit run app.py` on a free port, with its own runs folder; yields the URL."""
-    port = _free_port()
-    env = dict(os.environ, PFML_RUNS_DIR=str(tmp_path_factory.mktemp("runs")))
-    log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "studio.serve", str(ROOT / "app.py"),
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
+def serve_app(runs: Path, log: Path, script: Path = ROOT / "app.py", env: dict | None = None):
+    """The app as a shared server runs it (`python -m studio.serve`, the repository's
+    .streamlit/config.toml) on a free port with its own runs folder; yields the URL."""
+    port = free_port()
+    env = dict(os.environ if env is None else env, PFML_RUNS_DIR=str(runs))
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "studio.serve", str(script),
+                                 "--server.port", str(port)],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _serve(tmp_path_factory):
+    return serve_app(tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("logs") / "streamlit.log")
 
 
 @pytest.fixture(scope="session")

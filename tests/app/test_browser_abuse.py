@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from urllib.parse import urlparse
 
 import pytest
 
 from pfml_core.lab.store import Store
-from tests.conftest import ROOT, _free_port, _wait_healthy
+from tests.conftest import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.abuse]
 EVIL_LINK = "[Click here to log in](https://evil.example)"
@@ -22,20 +20,10 @@ EVIL_LINK = "[Click here to log in](https://evil.example)"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A server with a run store this test writes to; yields (url, runs folder)."""
-    runs, port = tmp_path_factory.mktemp("abuse_runs"), _free_port()
+    runs = tmp_path_factory.mktemp("abuse_runs")
     env = {k: v for k, v in os.environ.items() if k != "PFML_DATA_ROOT"}
-    log = open(tmp_path_factory.mktemp("abuse_logs") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "studio.serve", str(ROOT / "app.py"), "--server.port",
-         str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=dict(env, PFML_RUNS_DIR=str(runs)), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
-        yield f"http://127.0.0.1:{port}", runs
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    with serve_app(runs, tmp_path_factory.mktemp("abuse_logs") / "streamlit.log", env=env) as url:
+        yield url, runs
 
 
 def alerts(page) -> list[dict]:

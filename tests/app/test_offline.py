@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import time
 from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import ROOT, _free_port, _wait_healthy
+from tests.conftest import ROOT, serve_app
 
 LOCAL = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "", "None")
 # imported by the server's interpreter (first on PYTHONPATH): logs every name lookup and
@@ -44,23 +42,11 @@ def serve(script, tmp_path):
     audit hook installed; yields (URL, read the hook's log, read the server's output)."""
     (tmp_path / "hook").mkdir()
     (tmp_path / "hook" / "sitecustomize.py").write_text(HOOK)
-    net, out, port = tmp_path / "net.log", tmp_path / "streamlit.log", _free_port()
-    env = dict(os.environ, PFML_RUNS_DIR=str(tmp_path / "runs"), PFML_NET_LOG=str(net),
+    net, out = tmp_path / "net.log", tmp_path / "streamlit.log"
+    env = dict(os.environ, PFML_NET_LOG=str(net),
                PYTHONPATH=os.pathsep.join([str(tmp_path / "hook"), str(ROOT)]))
-    with open(out, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "studio.serve", str(script),
-                                 "--server.port", str(port)],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
-            yield (f"http://127.0.0.1:{port}", lambda: net.read_text() if net.exists() else "",
-                   out.read_text)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with serve_app(tmp_path / "runs", out, script, env) as url:
+        yield url, lambda: net.read_text() if net.exists() else "", out.read_text
 
 
 def outside(net_log: str) -> list[str]:

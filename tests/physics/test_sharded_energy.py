@@ -4,7 +4,6 @@ backbone gradient (through DDP) and the proxy gradient equal single-process trai
 1e-10. A control run with the collectives replaced by local no-ops must NOT match: the
 test sees the reduction."""
 import os
-import socket
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ import torch
 from pfml_core.physics import kernel
 from pfml_core.physics.loss import PotentialFieldLoss
 from pfml_core.training import distributed
+from tests.conftest import free_port
 
 IN, EMB, CLASSES, M = 12, 40, 5, 3
 SPLITS = {2: (5, 8), 3: (4, 6, 3)}  # unequal per-rank batches on purpose
@@ -88,17 +88,11 @@ def _rank_body(rank, world, out_dir):
     kernel._block = block
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module", params=[2, 3], ids=["2 ranks", "3 ranks"])
 def ranks(request, tmp_path_factory, spawn_ranks):
     world = request.param
     out_dir = tmp_path_factory.mktemp(f"shard{world}")
-    spawn_ranks(_worker, (world, _free_port(), str(out_dir)), nprocs=world)
+    spawn_ranks(_worker, (world, free_port(), str(out_dir)), nprocs=world)
     return world, [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(world)]
 
 

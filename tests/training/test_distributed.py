@@ -7,7 +7,6 @@ energy all-reduced and the gradient rows all-gathered; the local rows come back 
 and DDP divides by W); tests/physics/test_sharded_energy.py checks 2 and 3 ranks, the replicated
 path and a control without the collectives."""
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ import torch
 from pfml_core.physics.loss import PotentialFieldLoss
 from pfml_core.training import distributed
 from pfml_core.training.sampler import DistributedClassBalancedSampler
+from tests.conftest import free_port
 
 IN, EMB, CLASSES, M = 16, 24, 4, 2  # EMB > 16: the production Gram-kernel path
 SPLITS = [(6, 6), (5, 7), (6, 6), (7, 5)]  # rows of rank 0 / rank 1 per step (unequal too)
@@ -97,16 +97,10 @@ def max_divergence(module: torch.nn.Module) -> float:
     return float(worst)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory, spawn_ranks):
     out_dir = tmp_path_factory.mktemp("ddp")
-    spawn_ranks(_worker, (2, _free_port(), str(out_dir)), nprocs=2)
+    spawn_ranks(_worker, (2, free_port(), str(out_dir)), nprocs=2)
     return [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
