@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import torch
 
@@ -41,6 +42,21 @@ def check_int(name: str, value: int, low: int = 0, high: int | None = None) -> i
         allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
     return v
+
+
+def env_count(name: str, default: int) -> int:
+    """An operator's cap from the environment variable `name`: a whole number >= 1, or
+    `default` when it is unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return n
 
 
 def check_choice(name: str, value: str, choices) -> str:

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
+from pfml_core import guards
 from pfml_core.data import faults
 from pfml_core.data.bundled import BUNDLED
 from pfml_core.data.user_files import MAX_BYTES, load_path
@@ -49,12 +50,7 @@ def upload_ttl_hours() -> float:
 
 def uploads_quota_mb() -> int:
     """MB all uploads together may take: PFML_MAX_UPLOADS_MB, default UPLOADS_MB (1024)."""
-    raw = os.environ.get(QUOTA_ENV, "").strip()
-    if not raw:
-        return UPLOADS_MB
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{QUOTA_ENV} must be a whole number of megabytes >= 1, got {raw!r}")
-    return int(raw)
+    return guards.env_count(QUOTA_ENV, UPLOADS_MB)
 
 
 def _shown(ref: str) -> str:

@@ -6,7 +6,8 @@ transaction, so two tabs of one session cannot both slip under it."""
 from __future__ import annotations
 
 import json
-import os
+
+from pfml_core import guards
 
 ENV = "PFML_MAX_LAB_RUN_EPOCHS"
 DEFAULT = 2000
@@ -18,12 +19,7 @@ class OverBudget(ValueError):
 
 def limit() -> int:
     """PFML_MAX_LAB_RUN_EPOCHS when set, else DEFAULT."""
-    raw = os.environ.get(ENV, "").strip()
-    if not raw:
-        return DEFAULT
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{ENV} must be a whole number of at least 1, got {raw!r}")
-    return int(raw)
+    return guards.env_count(ENV, DEFAULT)
 
 
 def epochs(config: dict) -> int:

@@ -4,8 +4,9 @@ Liveness is a heartbeat, never a process id: a pid can be reused by another proc
 worker dies (killed, crashed, the machine restarted), a stale heartbeat cannot lie."""
 from __future__ import annotations
 
-import os
 import time
+
+from pfml_core import guards
 
 HEARTBEAT_EVERY = 3.0  # seconds between a running worker's beats
 HEARTBEAT_TIMEOUT = 30.0  # a running grid with no beat for this long has lost its worker
@@ -16,16 +17,7 @@ ENV_MAX_WORKERS = "PFML_MAX_LAB_WORKERS"
 
 def max_workers() -> int:
     """Grids run at once per store (server): PFML_MAX_LAB_WORKERS when set, else 1."""
-    raw = os.environ.get(ENV_MAX_WORKERS, "").strip()
-    if not raw:
-        return MAX_WORKERS
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"{ENV_MAX_WORKERS} must be a whole number of at least 1, got {raw!r}")
-    return n
+    return guards.env_count(ENV_MAX_WORKERS, MAX_WORKERS)
 
 
 def alive(grid: dict, now: float | None = None) -> bool:
