@@ -58,19 +58,7 @@ def median_seconds(fn, repeats: int, device: str = "cpu", warmup: int = 1,
     around each call so GPU work is counted. clock="cpu" counts this process's CPU time
     (all its threads): on a shared CPU machine it ignores other processes' load, which
     wall time does not; use it for CPU-only work."""
-    now = CLOCKS[clock]
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = now()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(now() - t)
-    return sorted(times)[len(times) // 2]
+    return interleaved_medians({"fn": fn}, repeats, device, warmup, clock)["fn"]
 
 
 def interleaved_medians(fns: dict, repeats: int, device: str = "cpu", warmup: int = 1,

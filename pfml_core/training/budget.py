@@ -22,10 +22,12 @@ BASE = 512 * 2**20     # a training process with torch, its libraries and the ev
 F32, MIB = 4, 2**20
 OPEN_PER_EPOCH = 9  # a reopened run's map: projections of one epoch's points, in float64
 UNITS = {"": MIB, "k": 2**10, "m": MIB, "g": 2**30, "t": 2**40}
-# the engine's sizes, restated: the engine imports this module (tests/training/test_budget.py keeps
-# them equal to engine.MARGIN_ROWS, FULL_METRICS_ROWS, loaders.SNAPSHOT_ROWS, EVAL_BATCH)
-MARGIN_ROWS = FULL_METRICS_ROWS = 20000
-SNAPSHOT_ROWS, EVAL_BATCH = 4000, 256
+# the engine's sizes, defined here (the engine and loaders import them) so the estimate
+# follows what a run makes
+FULL_METRICS_ROWS = 20000  # above this, Recall@K only, chunked (no N x N matrix)
+MARGIN_ROWS = 20000  # in-memory training sets up to this size: label margins of every row
+SNAPSHOT_ROWS = 4000  # held-out embeddings kept per epoch (the UMAP view); metrics use all
+EVAL_BATCH = 256      # images per forward pass when embedding
 BUNDLED = {  # (one sample's shape, rows per class): sizes the bundled sets before loading
     "digits": ((1, 8, 8), (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)),
     "mnist5k": ((1, 28, 28), (500,) * 10),

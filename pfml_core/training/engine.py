@@ -18,6 +18,7 @@ from pfml_core.eval.label_margin import train_margins
 from pfml_core.eval.metrics import proxy_w2, retrieval_metrics
 from pfml_core.eval.retrieval import chunked_recall_at_k
 from pfml_core.training import budget, distributed, losses, run_folder
+from pfml_core.training.budget import FULL_METRICS_ROWS, MARGIN_ROWS
 from pfml_core.training.config import TrainConfig
 from pfml_core.training.loaders import (
     ArrayImages,
@@ -31,8 +32,6 @@ from pfml_core.training.models import build_model
 from pfml_core.training.snapshot import EpochSnapshot, TrainResult, slim
 
 __all__ = ["TrainConfig", "EpochSnapshot", "TrainResult", "train", "resolve_device"]
-FULL_METRICS_ROWS = 20000  # above this, Recall@K only, chunked (no N x N matrix)
-MARGIN_ROWS = 20000  # in-memory training sets up to this size: label margins of every row
 
 
 def resolve_device(name: str = "auto") -> torch.device:

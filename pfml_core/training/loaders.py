@@ -17,13 +17,12 @@ from pfml_core.data.benchmarks import BENCHMARKS, ImageListDataset, benchmark_da
 from pfml_core.data.bundled import load_dataset
 from pfml_core.data.dataset import Dataset, split, with_noise
 from pfml_core.training import distributed
+from pfml_core.training.budget import EVAL_BATCH, SNAPSHOT_ROWS
 from pfml_core.training.config import TrainConfig
 from pfml_core.training.models import resolve
 from pfml_core.training.presets import IMAGE_SIZE, build_transforms
 from pfml_core.training.sampler import DistributedClassBalancedSampler
 
-SNAPSHOT_ROWS = 4000  # held-out embeddings kept per epoch (the UMAP view); metrics use all
-EVAL_BATCH = 256      # images per forward pass when embedding
 MAX_WORKERS = 8       # decoding processes per rank for image files
 
 
