@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pfml_core.viz.text import text, texts
-from pfml_core.viz.training import PALETTE, _rgb
+from pfml_core.viz.training import PALETTE, _rgb, selected_points
 
 HOVER = ("row %{customdata[0]}<br>given %{customdata[1]} · suggested %{customdata[2]}"
          "<br>score %{customdata[3]}<extra></extra>")
@@ -49,10 +49,8 @@ def check_map(xy: np.ndarray, frame, ringed: int, title: str) -> go.Figure:
 
 def clicked_index(selection: dict | None) -> int | None:
     """The data set index (customdata[4]) of the first point a click selected on check_map."""
-    for p in (selection or {}).get("selection", {}).get("points", []):
-        c = p.get("customdata")
-        c = [c.get(str(k), c.get(k)) for k in range(5)] if isinstance(c, dict) else c
-        if isinstance(c, list) and len(c) == 5:
+    for _, c in selected_points(selection):
+        if len(c) == 5:
             try:
                 return int(c[4])
             except (TypeError, ValueError):

@@ -152,18 +152,28 @@ def neighbours_figure(query: np.ndarray, neighbours: list[np.ndarray], correct: 
     return fig
 
 
-def clicked_rows(selection: dict | None, group: str = "held-out") -> list[int]:
-    """Rows (customdata[0]) of the map's points a click selected in `group`. The browser
-    sends a point's customdata as a list, or as {"0": row, "1": class} when Plotly holds it
-    in a typed array (JSON turns those into objects)."""
-    rows = []
+def selected_points(selection: dict | None) -> list[tuple[dict, list]]:
+    """(point, its customdata as a list) of each point a click selected. The browser sends
+    customdata as a list, or as {"0": row, "1": class} when Plotly holds it in a typed array
+    (JSON turns those into objects); a scalar becomes a list of one."""
+    out = []
     for p in (selection or {}).get("selection", {}).get("points", []):
         c = p.get("customdata")
-        if p.get("legendgroup") != group or c is None:
+        if isinstance(c, dict):
+            c = [c.get(str(k), c.get(k)) for k in range(len(c))]
+        if c is not None:
+            out.append((p, c if isinstance(c, list) else [c]))
+    return out
+
+
+def clicked_rows(selection: dict | None, group: str = "held-out") -> list[int]:
+    """Rows (customdata[0]) of the map's points a click selected in `group`."""
+    rows = []
+    for p, c in selected_points(selection):
+        if p.get("legendgroup") != group:
             continue
-        first = c.get("0", c.get(0)) if isinstance(c, dict) else c[0] if isinstance(c, list) else c
         try:
-            rows.append(int(first))
+            rows.append(int(c[0]))
         except (TypeError, ValueError):
             continue  # not one of ours
     return rows
