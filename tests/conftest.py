@@ -83,6 +83,23 @@ def fresh_app_url(tmp_path_factory):
         yield url
 
 
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """The app's runs folder (PFML_RUNS_DIR) for one test."""
+    monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch):
+    """Workers the pages start train with tests.lab_fakes.quick (known R@1, no real training)."""
+    from pfml_core.lab import worker
+
+    start = worker.start
+    monkeypatch.setattr(worker, "start", lambda gid, store=None, train_fn=None:
+                        start(gid, store, "tests.lab_fakes:quick"))
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian chromium; skips (loudly) where it is not installed."""

@@ -15,7 +15,6 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from pfml_core import data
-from pfml_core.lab import worker
 from pfml_core.lab.store import Store
 from pfml_core.physics import PotentialFieldLoss
 from pfml_core.playground import url_state
@@ -171,14 +170,6 @@ def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("PFML_DATA_ROOT", raising=False)
     return tmp_path / "runs"
-
-
-@pytest.fixture
-def fake_trainer(monkeypatch):
-    """Workers the pages start train with tests.lab_fakes.quick (no real training)."""
-    start = worker.start
-    monkeypatch.setattr(worker, "start", lambda gid, store=None, train_fn=None:
-                        start(gid, store, "tests.lab_fakes:quick"))
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 from pfml_core.data.bundled import load_dataset
 from pfml_core.data.dataset import flip_labels
 from tests.app.test_browser_lab import fill
-from tests.app.test_browser_names import choose
+from tests.app.test_browser_names import choose, train_mlp_with_pca
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 RINGED = """() => { const gd = [...document.querySelectorAll('.js-plotly-plot')]
@@ -82,11 +82,7 @@ def test_map_title_follows_the_epoch_slider(app_url, page):
     page.goto(f"{app_url}/train")
     page.get_by_text("Choose data, model and loss").wait_for(timeout=120_000)
     choose(page, "Data", "digits")
-    choose(page, "Model", "mlp")
-    fill(page, "Epochs", "2")
-    page.get_by_text("PCA", exact=True).click()
-    page.get_by_role("button", name="Start").click()
-    page.get_by_text("finished 2 epochs").wait_for(timeout=300_000)
+    train_mlp_with_pca(page, 2)
     page.locator("text=/PCA of embeddings and proxies · epoch 2/").wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     rail = page.evaluate("""() => { const gd = [...document.querySelectorAll('.js-plotly-plot')]

@@ -82,15 +82,21 @@ def test_noise_lab_tiny_grid_in_browser(app_url, page, browser):
     page.get_by_text("Download CSV").first.wait_for()
 
 
-def test_sweep_tiny_grid_in_browser(app_url, page):
+def start_sweep(page, app_url: str, epochs: int, delta: str | None = None) -> None:
+    """A digits sweep over alpha 1 and 3, 2 batches an epoch, started from the page."""
     page.goto(f"{app_url}/sweep")
     page.get_by_text("Hyperparameter sweep").first.wait_for()
     choose(page, "Data", "digits")
     fill(page, "alpha", "1,3")
-    fill(page, "delta", "0.2")
-    fill(page, "Epochs", "1")
+    if delta is not None:
+        fill(page, "delta", delta)
+    fill(page, "Epochs", str(epochs))
     fill(page, "Batches per epoch (0 = all)", "2")
     page.get_by_role("button", name="Run sweep").click()
+
+
+def test_sweep_tiny_grid_in_browser(app_url, page):
+    start_sweep(page, app_url, 1, delta="0.2")
     page.get_by_text(re.compile(r"Grid #\d+: done — 2 done")).first.wait_for(timeout=DEADLINE_MS)
     page.get_by_text(re.compile("R@1 vs alpha")).first.wait_for()
     assert "paper Cars R@1" in page.content()
@@ -101,13 +107,7 @@ def test_sweep_tiny_grid_in_browser(app_url, page):
 def test_the_owner_keeps_cancel_after_a_reload(app_url, page, browser):
     """F5 opens a new session; the owner token rides in the URL (?lab=...), so the browser
     that started a sweep can still cancel it, and a classmate still cannot."""
-    page.goto(f"{app_url}/sweep")
-    page.get_by_text("Hyperparameter sweep").first.wait_for()
-    choose(page, "Data", "digits")
-    fill(page, "alpha", "1,3")
-    fill(page, "Epochs", "300")
-    fill(page, "Batches per epoch (0 = all)", "2")
-    page.get_by_role("button", name="Run sweep").click()
+    start_sweep(page, app_url, 300)
     status = re.compile(r"Grid #(\d+): (running|queued)")
     page.get_by_text(status).first.wait_for(timeout=60_000)
     grid = status.search(page.get_by_text(status).first.inner_text())[1]

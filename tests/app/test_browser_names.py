@@ -63,6 +63,15 @@ def check_dom(dom: dict) -> None:
     assert not [s for s in drawn if "<" in OURS.sub("", s or "")], drawn
 
 
+def train_mlp_with_pca(page, epochs: int, timeout_ms: int = 300_000) -> None:
+    """Start the chosen data on the Train page (an MLP, the PCA map) and wait for its end."""
+    choose(page, "Model", "mlp")
+    fill(page, "Epochs", str(epochs))
+    page.get_by_text("PCA", exact=True).click()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text(f"finished {epochs} epochs").wait_for(timeout=timeout_ms)
+
+
 def test_hostile_class_names_show_as_text(app_url, page, tmp_path):
     requests = []
     page.on("request", lambda r: requests.append(r.url))
@@ -72,11 +81,7 @@ def test_hostile_class_names_show_as_text(app_url, page, tmp_path):
     choose(page, "Data", "upload")
     page.locator("input[type=file]").set_input_files(str(hostile_zip(tmp_path / "names.zip")))
     stored = re.search(r"Stored as (\w+\.zip)", page.get_by_text("Stored as").inner_text())[1]
-    choose(page, "Model", "mlp")
-    fill(page, "Epochs", "1")
-    page.get_by_text("PCA", exact=True).click()
-    page.get_by_role("button", name="Start").click()
-    page.get_by_text("finished 1 epochs").wait_for(timeout=120_000)
+    train_mlp_with_pca(page, 1, timeout_ms=120_000)
     page.locator("text=/of embeddings and proxies/").wait_for(timeout=60_000)
     page.locator("text=/✓|✗/").first.wait_for(timeout=60_000)  # the neighbour titles
     page.wait_for_timeout(1000)  # Plotly finishes drawing

@@ -22,12 +22,6 @@ from tests.lab_helpers import arr, traces, wait_for
 PAGE = "../../pages/noise_lab.py"
 
 
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
-    return tmp_path
-
-
 def page(owner: str | None = None) -> AppTest:
     """The page as a session whose owner token is `owner` (a random one when None)."""
     at = AppTest.from_file(PAGE, default_timeout=60)
@@ -50,14 +44,6 @@ def chart(at: AppTest, title: str) -> dict:
         if fig["layout"].get("title", {}).get("text", "").startswith(title):
             return fig
     raise AssertionError(f"no chart titled {title!r}")
-
-
-@pytest.fixture
-def fake_trainer(monkeypatch):
-    """Workers the page starts train with tests.lab_fakes.quick (known R@1, no real training)."""
-    start = worker.start
-    monkeypatch.setattr(worker, "start", lambda gid, store=None, train_fn=None:
-                        start(gid, store, "tests.lab_fakes:quick"))
 
 
 @pytest.mark.slow  # a background worker process

@@ -15,22 +15,8 @@ from tests.lab_fakes import expected_r1
 from tests.lab_helpers import arr, traces, wait_for
 
 
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
-    return tmp_path
-
-
 def page() -> AppTest:
     return AppTest.from_file("../../pages/sweep.py", default_timeout=60).run()
-
-
-@pytest.fixture
-def fake_trainer(monkeypatch):
-    """Workers the page starts train with tests.lab_fakes.quick (known R@1, no real training)."""
-    start = worker.start
-    monkeypatch.setattr(worker, "start", lambda gid, store=None, train_fn=None:
-                        start(gid, store, "tests.lab_fakes:quick"))
 
 
 @pytest.mark.slow  # a background worker process
