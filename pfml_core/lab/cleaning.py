@@ -12,6 +12,7 @@ import numpy as np
 
 from pfml_core.data.dataset import Dataset, split
 from pfml_core.lab.check_labels import Check
+from pfml_core.lab.grid import in_points
 
 HOWS = ("drop", "relabel")
 HELD_OUT = 0.3  # share of every class kept out of training to measure R@1 on
@@ -81,8 +82,8 @@ def retrain(chk: Check, k: int | None = None, how: str = "drop", callback=None) 
 
 def points(r1: list[float]) -> str:
     """R@1 in points: '91.2', or '91.2 ± 0.8' (standard deviation) over several seeds."""
-    v = 100 * np.asarray(r1, dtype=float)
-    return f"{v.mean():.1f}" if len(v) == 1 else f"{v.mean():.1f} ± {v.std(ddof=1):.1f}"
+    v = np.asarray(r1, dtype=float)
+    return in_points(v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0, len(v))
 
 
 def gain(r1: list[float], base: list[float]) -> str:

@@ -183,6 +183,11 @@ def parse_list(name: str, text: str, cast=float) -> list:
 
 
 
+def in_points(mean: float, std: float, n: int) -> str:
+    """A recall (0-1) in points as the paper reports it: '91.2 ± 0.8'; one seed, no spread."""
+    return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if n > 1 else "")
+
+
 def gain_text(agg: pd.DataFrame, labels: dict | None = None, method: str = "pfml",
               over: str = "proxy_anchor", metric: str = "R@1") -> str:
     """'**Measured PFML − Proxy Anchor (R@1):** 20% noise: +23.7 points (PFML 85.2 ± 0.7,
@@ -193,8 +198,7 @@ def gain_text(agg: pd.DataFrame, labels: dict | None = None, method: str = "pfml
         return ""
     names = {k: (labels or {}).get(k, k).split(" (")[0] for k in (method, over)}
     rows = agg.set_index(["loss", "noise"])
-    pts = lambda r: f"{100 * r[f'{metric} mean']:.1f}" + (  # noqa: E731
-        f" ± {100 * r[f'{metric} std']:.1f}" if r["n"] > 1 else "")
+    pts = lambda r: in_points(r[f"{metric} mean"], r[f"{metric} std"], r["n"])  # noqa: E731
     parts = []
     for noise, diff in zip(g["noise"], g["gain"]):
         a, b = rows.loc[(method, noise)], rows.loc[(over, noise)]
