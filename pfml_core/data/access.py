@@ -149,16 +149,21 @@ def store_upload(name: str, raw: bytes, folder: Path, max_bytes: int = MAX_BYTES
 
 
 @contextlib.contextmanager
-def _locked(folder: Path):
+def exclusive(lock_file: Path):
+    """Hold an exclusive flock on `lock_file` (created if missing) across processes; where
+    there is no fcntl (not POSIX), nothing is locked."""
     try:
         import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: the quota is then per process
+    except ImportError:  # pragma: no cover - not POSIX
         fcntl = None
-    # beside the folder, which holds uploads only
-    with open(folder.parent / f".{folder.name}.lock", "a") as f:
+    with open(lock_file, "a") as f:
         if fcntl is not None:
             fcntl.flock(f, fcntl.LOCK_EX)
         yield
+
+
+def _locked(folder: Path):
+    return exclusive(folder.parent / f".{folder.name}.lock")  # beside: the folder holds uploads only
 
 
 def uploads_bytes(folder: Path) -> int:

@@ -10,11 +10,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: recovery is then unlocked
-    fcntl = None
-
+from pfml_core.data.access import exclusive
 
 # Each store file this process found sound, with the (device, inode, size, mtime) it had
 # then: SQLite's quick_check reads every page (~25 ms for a 20 MB store), so it runs again
@@ -73,12 +69,8 @@ def move_aside(path: Path) -> Path:
     return aside
 
 
-@contextlib.contextmanager
 def _lock(path: Path):
-    with open(path.with_name(path.name + ".lock"), "a") as f:
-        if fcntl is not None:
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield
+    return exclusive(path.with_name(path.name + ".lock"))
 
 
 def open_store(path: Path, schema: str) -> tuple[sqlite3.Connection, Path | None]:
