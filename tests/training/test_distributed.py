@@ -1,11 +1,8 @@
-"""pfml_core/training/distributed.py: a 2-process gloo run equals single-process training on
-the concatenated batch (loss, backbone and proxy gradients, a 3-step Adam trajectory), and
-proxies stay identical across ranks. Everything in float64 so the tolerance is tight.
-
-With EMB > 16 GatheredLoss takes the sharded PFML energy (each rank its block of rows, the
-energy all-reduced and the gradient rows all-gathered; the local rows come back times W
-and DDP divides by W); tests/physics/test_sharded_energy.py checks 2 and 3 ranks, the replicated
-path and a control without the collectives."""
+"""pfml_core/training/distributed.py, the one multi-process equivalence test: 2 gloo ranks
+(unequal batches, float64) give the loss, backbone and proxy gradients and a 3-step Adam
+trajectory of single-process training on the concatenated batch, through the sharded PFML
+energy and the replicated path (shard=False). The row-shard arithmetic itself:
+tests/physics/test_sharded_energy.py; torchrun: tests/training/test_torchrun.py."""
 import os
 
 import numpy as np
@@ -17,9 +14,10 @@ from pfml_core.training import distributed
 from pfml_core.training.sampler import DistributedClassBalancedSampler
 from tests.conftest import free_port
 
-IN, EMB, CLASSES, M = 16, 24, 4, 2  # EMB > 16: the production Gram-kernel path
+IN, EMB, CLASSES, M = 16, 24, 5, 3  # EMB > 16: the production Gram-kernel path
 SPLITS = [(6, 6), (5, 7), (6, 6), (7, 5)]  # rows of rank 0 / rank 1 per step (unequal too)
 STEPS = 3  # Adam steps after the gradient check
+# 12 rows + 15 proxies = 27 points: the two ranks' row blocks differ in size (14 / 13)
 
 
 def _batches():
@@ -61,26 +59,29 @@ def _worker(rank, world, port, out_dir):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
     assert distributed.init_from_env(backend="gloo", timeout_s=60)
-    _rank_body(rank, out_dir)  # returns before shutdown: its DDP model is gone by then
+    # each _rank_body returns before shutdown: its DDP model is gone by then
+    out = {shard: _rank_body(rank, shard) for shard in (True, False)}
+    torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
     distributed.shutdown()
 
 
-def _rank_body(rank, out_dir):
+def _rank_body(rank, shard):
     model, loss = _make()
     if rank == 1:  # different starting values on purpose: sync must fix them
         torch.nn.init.normal_(loss.proxies)
         torch.nn.init.normal_(model.weight)
     distributed.sync_module(loss)
     ddp = distributed.wrap_model(model, "cpu")
-    gathered = distributed.GatheredLoss(loss)
+    gathered = distributed.GatheredLoss(loss, shard=shard)
 
     def rows_of_step(step):
         a = SPLITS[step][0]
         return slice(0, a) if rank == 0 else slice(a, sum(SPLITS[step]))
 
     out = _run(ddp, gathered, loss, rows_of_step)
+    out["sharded"] = gathered.sharded
     out["divergence"] = max_divergence(loss)
-    torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+    return out
 
 
 def max_divergence(module: torch.nn.Module) -> float:
@@ -97,41 +98,27 @@ def max_divergence(module: torch.nn.Module) -> float:
     return float(worst)
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory, spawn_ranks):
-    out_dir = tmp_path_factory.mktemp("ddp")
-    spawn_ranks(_worker, (2, free_port(), str(out_dir)), nprocs=2)
-    return [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(2)]
-
-
-@pytest.fixture(scope="module")
-def single():
+@pytest.mark.distributed
+@pytest.mark.timeout(360)
+def test_two_ranks_train_exactly_like_one_process(tmp_path, spawn_ranks):
+    spawn_ranks(_worker, (2, free_port(), str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     model, loss = _make()
-    return _run(model, loss, loss, lambda step: slice(None))
-
-
-@pytest.mark.distributed
-@pytest.mark.timeout(360)
-def test_loss_and_gradients_equal_single_process(two_ranks, single):
-    for out in two_ranks:
-        torch.testing.assert_close(out["loss"], single["loss"], rtol=1e-12, atol=1e-12)
-        for g, ref in zip(out["grads"], single["grads"]):
-            torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-12)
-        torch.testing.assert_close(out["proxy_grad"], single["proxy_grad"], rtol=1e-10, atol=1e-12)
-    # the scaling is not trivially right: W ranks without the all-reduce would give 1/W
-    assert not torch.allclose(single["grads"][0] / 2, single["grads"][0])
-
-
-@pytest.mark.distributed
-@pytest.mark.timeout(360)
-def test_proxies_identical_across_ranks_and_follow_single_process(two_ranks, single):
-    r0, r1 = two_ranks
-    assert r0["divergence"] == r1["divergence"] == 0.0
-    for p0, p1, ref in zip(r0["proxies"], r1["proxies"], single["proxies"]):
-        assert torch.equal(p0, p1)  # bitwise: same start, same averaged gradient
-        torch.testing.assert_close(p0, ref, rtol=1e-9, atol=1e-11)
-    assert len(r0["proxies"]) == STEPS
-    assert not torch.allclose(r0["proxies"][0], r0["proxies"][-1])  # they did move
+    single = _run(model, loss, loss, lambda step: slice(None))
+    assert single["grads"][0].abs().max() > 1e-2  # a dropped factor of W would show
+    for shard in (True, False):
+        r0, r1 = (r[shard] for r in ranks)
+        for out in (r0, r1):
+            assert out["sharded"] == shard and out["divergence"] == 0.0
+            torch.testing.assert_close(out["loss"], single["loss"], rtol=1e-12, atol=1e-12)
+            for g, ref in zip(out["grads"], single["grads"]):
+                torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(out["proxy_grad"], single["proxy_grad"], rtol=1e-10, atol=1e-12)
+        assert len(r0["proxies"]) == len(r1["proxies"]) == STEPS
+        for p0, p1, ref in zip(r0["proxies"], r1["proxies"], single["proxies"]):
+            assert torch.equal(p0, p1)  # bitwise: same start, same averaged gradient
+            torch.testing.assert_close(p0, ref, rtol=1e-9, atol=1e-11)
+    assert not torch.allclose(single["proxies"][0], single["proxies"][-1])  # they did move
 
 
 def test_single_process_helpers_are_identity():

@@ -1,7 +1,7 @@
-"""`torchrun -m pfml_core train` end to end on CPU (gloo): two processes train exactly as one
-process on the concatenated batch, rank 0 alone writes the run folder, and a benchmark
-folder (tiny generated SOP layout) trains a ResNet-18 (weights=None) with the paper's
-config file under two processes."""
+"""`torchrun -m pfml_core train` smoke test on CPU (gloo, 2 processes): the paper's SOP config
+file with flags shrinking it, on a tiny generated SOP folder, finishes and rank 0 alone writes
+its run folder. Plus, in one process, what warm-up epochs leave fixed. That N processes
+train like one: tests/training/test_distributed.py."""
 import os
 import subprocess
 import sys
@@ -13,67 +13,13 @@ import torch
 from PIL import Image
 
 from pfml_core.training import run_folder as runs
+from pfml_core.training.engine import TrainConfig, train
+from pfml_core.training.models import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
-
-
-def _features(path: Path) -> Path:
-    """8 classes x 12 samples of 20-d Gaussian blobs (zero-shot: 4 train, 4 test classes)."""
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(8), 12)
-    X = rng.normal(size=(8, 20))[y] + 0.5 * rng.normal(size=(len(y), 20))
-    np.savez(path, X=X.astype(np.float32), y=y)
-    return path
-
-
-def _train(args, out: Path, nproc: int):
-    launcher = [sys.executable, "-m", "pfml_core"] if nproc == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-        "-m", "pfml_core"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    proc = subprocess.run([*launcher, "train", *args, "--out", str(out), "--device", "cpu"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def test_two_processes_train_like_one(tmp_path):
-    data = _features(tmp_path / "blobs.npz")
-    args = ["--data", str(data), "--model", "mlp", "--freeze-bn", "--warmup-epochs", "1",
-            "--epochs", "3", "--max-batches", "3", "--classes-per-batch", "2",
-            "--samples-per-class", "4", "--embedding-size", "24", "--eval-subset", "48",
-            "--proxies-per-class", "2"]
-    _train(args, tmp_path / "one", 1)
-    _train(args, tmp_path / "two", 2)
-    one, two = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=True) for n in ("one", "two"))
-    assert one["epoch"] == two["epoch"] == 3
-    assert set(one["model"]) == set(two["model"])  # no 'module.' prefix from DDP
-    for k, v in one["model"].items():
-        torch.testing.assert_close(two["model"][k], v, rtol=1e-4, atol=1e-5, msg=k)
-    torch.testing.assert_close(two["loss"]["loss.proxies"], one["loss"]["loss.proxies"],
-                               rtol=1e-4, atol=1e-5)
-    m1, m2 = runs.load_run(tmp_path / "one").metrics, runs.load_run(tmp_path / "two").metrics
-    np.testing.assert_allclose(m2["loss"][1:], m1["loss"][1:], rtol=1e-4)
-    np.testing.assert_allclose(m2["R@1"], m1["R@1"], atol=1e-6)
-    assert not (tmp_path / "two" / "rank1").exists() and len(list(tmp_path.iterdir())) == 3
-
-
-def test_warmup_keeps_the_backbone_fixed(tmp_path):
-    data = _features(tmp_path / "blobs.npz")
-    args = ["--data", str(data), "--model", "mlp", "--epochs", "1", "--warmup-epochs", "1",
-            "--max-batches", "2", "--classes-per-batch", "2", "--samples-per-class", "2",
-            "--eval-subset", "48", "--seed", "3"]
-    _train(args, tmp_path / "warm", 2)
-    _train([*args[:-2], "--seed", "3", "--warmup-epochs", "0"], tmp_path / "cold", 2)
-    warm, cold = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=True)["model"]
-                  for n in ("warm", "cold"))
-    torch.manual_seed(3)  # the untrained network of seed 3, as the engine builds it
-    from pfml_core.training.models import build_model
-    init = build_model("mlp", (20,), 64).state_dict()
-    torch.testing.assert_close(warm["trunk.1.weight"], init["trunk.1.weight"])  # untouched
-    assert not torch.allclose(warm["head.weight"], init["head.weight"])  # the head learned
-    assert not torch.allclose(cold["trunk.1.weight"], init["trunk.1.weight"])
+SHRINK = ["--model", "resnet18", "--no-pretrained", "--embedding-size", "16", "--epochs", "2",
+          "--warmup-epochs", "1", "--classes-per-batch", "2", "--eval-subset", "12",
+          "--max-batches", "1", "--device", "cpu"]
 
 
 def _sop(root: Path) -> Path:
@@ -95,23 +41,52 @@ def _sop(root: Path) -> Path:
     return root
 
 
-def test_benchmark_config_under_two_processes(tmp_path):
+@pytest.mark.distributed
+@pytest.mark.timeout(300)
+def test_torchrun_trains_the_sop_config_and_rank_0_writes_the_run(tmp_path):
     root = _sop(tmp_path / "Stanford_Online_Products")
-    config = tmp_path / "sop_tiny.toml"  # the paper's SOP config, shrunk to CPU size
-    text = (ROOT / "configs" / "sop_resnet50.toml").read_text()
-    for old, new in (('model = "resnet50"', 'model = "resnet18"'), ("pretrained = true", "pretrained = false"),
-                     ("embedding_size = 512", "embedding_size = 16"), ("epochs = 200", "epochs = 1"),
-                     ("classes_per_batch = 50", "classes_per_batch = 2"),
-                     ("eval_subset = 60502", "eval_subset = 12"), ("warmup_epochs = 1", "warmup_epochs = 0")):
-        assert old in text, old
-        text = text.replace(old, new)
-    config.write_text(text)
-    proc = _train(["--config", str(config), "--data-root", str(root), "--max-batches", "1"],
-                  tmp_path / "run", 2)
-    assert "done: 1 epochs" in proc.stdout
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "pfml_core", "train", "--config", str(ROOT / "configs" / "sop_resnet50.toml"),
+           "--data-root", str(root), *SHRINK, "--out", str(tmp_path / "run")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done: 2 epochs") == 1  # rank 0 alone reports
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Stanford_Online_Products", "run"]
     run = runs.load_run(tmp_path / "run")
-    assert (run.config.data, run.config.model, run.config.freeze_bn) == ("sop", "resnet18", True)
-    assert run.config.loss_params["proxies_per_class"] == 2
-    assert list(run.metrics["epoch"]) == [0, 1] and run.embeddings["emb"].shape == (2, 12, 16)
-    assert run.embeddings["proxies"].shape == (2, 4 * 2, 16)  # 4 train classes x M = 2
-    assert np.isfinite(run.metrics["loss"][1]) and 0 <= run.metrics["R@1"][1] <= 1
+    c = run.config  # the file's values, the flags laid over them
+    assert (c.data, c.model, c.freeze_bn, c.lr, c.samples_per_class) == ("sop", "resnet18", True, 1e-4, 2)
+    assert c.loss_params == {"alpha": 3.0, "delta": 0.2, "proxies_per_class": 2}
+    assert list(run.metrics["epoch"]) == [0, 1, 2] and np.isfinite(run.metrics["loss"][1:]).all()
+    assert ((run.metrics["R@1"] >= 0) & (run.metrics["R@1"] <= 1)).all()
+    assert run.embeddings["emb"].shape == (3, 12, 16)
+    assert run.embeddings["proxies"].shape == (3, 4 * 2, 16)  # 4 train classes x M = 2
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and not [k for k in ckpt["model"] if k.startswith("module.")]
+    bn = {k: v for k, v in ckpt["model"].items() if ".bn" in k or "downsample.1" in k}
+    assert len(bn) == 20 * 5  # ResNet-18's 20 BatchNorms, each frozen at torchvision's init
+    for k, v in bn.items():
+        want = {"weight": 1, "bias": 0, "running_mean": 0, "running_var": 1}.get(k.rsplit(".", 1)[1])
+        assert want is None or torch.equal(v, torch.full_like(v, want)), k
+
+
+def _blobs(path: Path) -> str:
+    """8 classes x 12 samples of 20-d Gaussian blobs (zero-shot: 4 train, 4 test classes)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 12)
+    X = rng.normal(size=(8, 20))[y] + 0.5 * rng.normal(size=(len(y), 20))
+    np.savez(path, X=X.astype(np.float32), y=y)
+    return str(path)
+
+
+def test_warmup_keeps_the_backbone_fixed_and_trains_the_head(tmp_path):
+    cfg = dict(data=_blobs(tmp_path / "blobs.npz"), model="mlp", epochs=1, max_batches_per_epoch=2,
+               classes_per_batch=2, samples_per_class=2, eval_subset=48, seed=3, device="cpu")
+    warm = train(TrainConfig(**cfg, warmup_epochs=1)).model.state_dict()
+    cold = train(TrainConfig(**cfg, warmup_epochs=0)).model.state_dict()
+    torch.manual_seed(3)  # the untrained network of seed 3, as the engine builds it
+    init = build_model("mlp", (20,), 64).state_dict()
+    for name in ("trunk.1.weight", "trunk.4.weight", "trunk.2.bias"):
+        torch.testing.assert_close(warm[name], init[name], rtol=0, atol=0, msg=name)
+        assert not torch.allclose(cold[name], init[name]), name  # without warm-up it moves
+    assert not torch.allclose(warm["head.weight"], init["head.weight"])
