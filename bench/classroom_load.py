@@ -1,285 +1,247 @@
-"""A class at once against ONE real server: N visitors on the field playground (preset
-label_noise, each pressing Play) and M on the noise lab (one of them starts a tiny digits
-grid, all of them watch it to "done"), as M + N browser contexts of one headless Debian
-chromium on this machine, against one `streamlit run app.py` (or --url).
-Measures, in one run:
-- each visitor's time from its goto to its first drawn frame (playground: the figure's
-  heatmap image; lab: the title and the form), read in the page by a MutationObserver
-  (Date.now(), the same clock as this process); p50 and p95, target p95 <= 5 s;
-- the distinct frames per second one playground visitor sees under Play while the others
-  play and the grid trains (sampled as bench/playground_fps.py: a point's SVG transform at
-  every paint for 4 s), target >= 15;
-- errors: Streamlit exception boxes, a connection error, console errors (target none);
-- the server's memory: RSS summed over its process tree (/proc; the grid worker included)
-  as baseline (healthy + one warm-up visit of the playground and the lab), peak (sampled
-  every 0.5 s) and after every visitor left and the grid ended (polled up to --settle s;
-  Streamlit keeps a closed session up to server.disconnectedSessionTTL = 120 s), target
-  within 10% of baseline.
-All visitors share this machine's CPUs with the server (a class has a machine each), so the
-browser side is pessimistic: the report splits CPU seconds between server and chromium, and
-times one visitor alone first (its chromium CPU seconds to a first frame, and the cores its
-Play uses), which bounds what N browsers on these cores can reach whatever the server does.
+"""A class of 30 at once, measured as it happens: 30 protocol sessions (bench/ws_session.py:
+Streamlit's websocket, nothing rendered; half lesson, half playground) open their page and
+interact, one digits grid trains (CLI noise-lab --background) and one chromium visitor times
+its first frame and Play frames/s on the playground. Server CPU and RSS come from /proc.
 Exits 0 when targets are missed (it reports them); non-zero only if the bench itself fails.
-
-Usage: python bench/classroom_load.py [--visitors-playground 7] [--visitors-lab 3]
-       [--url http://127.0.0.1:8501 --pid SERVER_PID] [--settle 150]"""
+Usage: python bench/classroom_load.py [--sessions 30] [--spread 5] [--ttl 10] [--docs]"""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
-import re
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 import report
-from appserver import processes, serve
-from playground_fps import CHROMIUM, FRAMES_IN, SAMPLE, played
+from appserver import ROOT, processes, serve
+from playground_fps import ARGS, CHROMIUM, FPS_TARGET, FRAMES_IN, play_fps
+from ws_session import PLAYGROUND, classroom, reap, rehearse
 
-ARGS = ["--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
-TTF_P95_S, FPS_TARGET, MEM_SLACK = 5.0, 15.0, 0.10
-PLAYGROUND, LAB = "/playground?pg_preset=label_noise", "/noise_lab"
-DRAWN = """(() => { const lab = location.pathname.includes('noise_lab');
-  const title = () => document.querySelector('h1');
-  const want = lab ? () => { const h = title(); return h && h.textContent.includes('Label-noise lab')
-                             && document.querySelector('[data-testid="stForm"]'); }
-                   : () => { const i = document.querySelector('.js-plotly-plot image');
-                             return i && i.getAttribute('href'); };
-  const obs = new MutationObserver(() => { if (!window.__title && title()) window.__title = Date.now();
-    if (!window.__drawn && want()) { window.__drawn = Date.now(); obs.disconnect(); } });
+FIRST_FRAME_S, MEM_SLACK, LOG = 5.0, 0.10, "/tmp/classroom_server.log"
+GRID = ["-m", "pfml_core", "noise-lab", "--data", "digits", "--losses", "pfml", "--noise", "0",
+        "--seeds", "0", "--epochs", "3", "--background"]
+DRAWN = """(() => { const obs = new MutationObserver(() => {
+  const i = document.querySelector('.js-plotly-plot image');
+  if (i && i.getAttribute('href')) { window.__drawn = Date.now(); obs.disconnect(); } });
   obs.observe(document, {childList: true, subtree: true, attributes: true}); })()"""
-# not the app's: the frontend probes /<page>/_stcore/{health,host-config} before the root
-# ones (404), and fetches the page icon :material/blur_on: from Google's font server (offline)
-BENIGN = re.compile(r"/[a-z_]+/_stcore/(health|host-config)|fonts\.gstatic\.com/s/i/")
-DONE = re.compile(r"Grid #\d+: done")
+KINDS = ("server", "grid", "chromium", "bench", "other")
 
 
-def tree_rss(pid: int | None) -> tuple[float, int, float]:
-    """(MB of RSS summed over pid and all its descendants, number of processes, MB of pid's own)."""
-    if pid is None:
-        return float("nan"), 0, float("nan")
-    children: dict[int, list[int]] = {}
-    for p in processes():
-        if p["state"] != "Z":  # a finished grid worker stays a zombie until the server reaps it
-            children.setdefault(p["ppid"], []).append(p["pid"])
-    total, todo, n, own = 0, [pid], 0, 0
-    while todo:
-        p = todo.pop()
-        with contextlib.suppress(OSError):
-            rss = [ln for ln in Path(f"/proc/{p}/status").read_text().splitlines() if ln.startswith("VmRSS:")]
-            kb = int(rss[0].split()[1]) if rss else 0
-            total, own, n = total + kb, own or kb, n + 1
-        todo += children.get(p, [])
-    return total / 1024, n, own / 1024
+class Meter(threading.Thread):
+    """Every 0.5 s: CPU seconds so far by kind (the server's tree, the grid's CLI and worker,
+    this bench's chromium, this bench's own process; an ended process keeps its last reading;
+    other: the rest of the machine's busy time, /proc/stat) and the server tree's RSS and peak."""
 
-
-def cpu_by_kind(server: int | None) -> dict[str, float]:
-    """CPU seconds so far per kind of process: the server (its tree), chromium, other."""
-    out: dict[str, float] = {}
-    for p in processes():
-        kind = ("server" if server in (p["pid"], p["ppid"]) else
-                "chromium" if "chrom" in p["name"] else "other")
-        out[kind] = out.get(kind, 0.0) + p["cpu"]
-    return out
-
-
-class Peak(threading.Thread):
-    """Samples tree_rss every 0.5 s until stopped; keeps the peak."""
-
-    def __init__(self, pid):
+    def __init__(self, server: int, runs: Path):
         super().__init__(daemon=True)
-        self.pid, self.peak, self.own, self.stop = pid, 0.0, 0.0, threading.Event()
+        self.server, self.runs, self.grid_cli, self.stop = server, str(runs), None, threading.Event()
+        self.cpu: dict[tuple[int, str], tuple[str, float]] = {}
+        self.rss = self.peak = self.machine = 0.0
+        self.grid_alive, self.grid_last = False, None
+        self.sample()
+
+    def sample(self) -> None:
+        procs, kids = processes(), {}
+        for p in procs:
+            kids.setdefault(p["ppid"], []).append(p["pid"])
+
+        def tree(roots):
+            out, todo = set(), list(roots)
+            while todo:
+                pid = todo.pop()
+                out.add(pid)
+                todo += kids.get(pid, [])
+            return out
+        server = tree([self.server])
+        worker = {p["pid"]: p["state"] for p in procs if "lab-worker" in p["cmd"] and self.runs in p["cmd"]}
+        grid = tree([*worker, *([self.grid_cli] if self.grid_cli else [])])
+        alive = any(state != "Z" for state in worker.values())  # a zombie has ended
+        mine = tree([os.getpid()])  # other people's chromium on this machine is "other"
+        for p in procs:
+            kind = ("server" if p["pid"] in server else "grid" if p["pid"] in grid else
+                    "chromium" if "chrom" in p["name"] and p["pid"] in mine else
+                    "bench" if p["pid"] == os.getpid() else "other")
+            if kind == "other":
+                continue
+            with contextlib.suppress(OSError, IndexError):  # keyed with its start time: pids are reused
+                key = (p["pid"], Path(f"/proc/{p['pid']}/stat").read_text().rsplit(")", 1)[1].split()[19])
+                self.cpu[key] = (kind, max(p["cpu"], self.cpu.get(key, ("", 0.0))[1]))
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+        self.machine = (sum(ticks[:3]) + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")  # busy: no idle/iowait
+        kb = 0
+        for pid in server:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                kb += int(next((ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+                                if ln.startswith("VmRSS:")), "VmRSS: 0").split()[1])
+        self.rss, self.grid_alive = kb / 1024, alive
+        self.peak, self.grid_last = max(self.peak, self.rss), time.time() if alive else self.grid_last
+
+    def totals(self) -> dict[str, float]:
+        out = dict.fromkeys(KINDS, 0.0)
+        for kind, cpu in list(self.cpu.values()):
+            out[kind] += cpu
+        out["other"] = self.machine - sum(out.values())
+        return out
 
     def run(self):
-        while not self.stop.is_set():
-            tree, _, own = tree_rss(self.pid)
-            self.peak, self.own = max(self.peak, tree), max(self.own, own)
-            self.stop.wait(0.5)
+        while not self.stop.wait(0.5):
+            self.sample()
 
 
-def visit(browser, url: str, path: str, errors: list, name: str) -> dict:
-    """A new visitor (own context) going to path without waiting for the load."""
+def aside(coro) -> Future:
+    """asyncio.run on a thread of its own: Playwright's sync API holds this thread's loop."""
+    return ThreadPoolExecutor(1).submit(asyncio.run, coro)
+
+
+def settle(url: str, meter: Meter, a, target: float) -> tuple[float, float]:
+    """(RSS of the server tree, s waited): past the session TTL, reaped, until <= target or --settle s."""
+    t0 = time.time()
+    time.sleep(a.ttl + 1)
+    while True:
+        aside(reap(url)).result()
+        time.sleep(3.0)
+        if meter.rss <= target or time.time() - t0 > a.settle:
+            return meter.rss, time.time() - t0
+
+
+def visit(browser, url: str) -> dict:
+    """The real visitor: first drawn frame (in-page clock), animation ready, Play frames/s."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx.add_init_script(DRAWN)
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    v = {"ctx": ctx, "page": page, "kind": name}
-    page.on("console", lambda m: m.type == "error" and not BENIGN.search(f"{m.location.get('url')} {m.text}")
-            and errors.append(f"{name}: console: {m.text[:200]} ({m.location.get('url')})"))
-    page.on("pageerror", lambda e: errors.append(f"{name}: page error: {str(e)[:200]}"))
-    v["t0"] = time.time()
-    page.goto(url + path, wait_until="commit")
-    return v
+    page, t0 = ctx.new_page(), time.time()
+    page.goto(f"{url}/playground?{PLAYGROUND}", wait_until="commit", timeout=120_000)
+    page.wait_for_function("() => window.__drawn", timeout=120_000)
+    first = page.evaluate("window.__drawn") / 1000 - t0
+    page.wait_for_function(FRAMES_IN, timeout=120_000)
+    ready = time.time() - t0
+    time.sleep(1.0)  # as bench/playground_fps.py: the page settles after its frames arrive
+    t_play = time.time() + 2.0  # play_fps first samples 2 s idle
+    fps, paints = play_fps(page)
+    boxes = page.locator('[data-testid="stException"]').count()
+    ctx.close()
+    return dict(first=first, ready=ready, fps=fps, paints=paints, t0=t0, t_play=t_play,
+                t_end=time.time(), boxes=boxes)
 
 
-def start_grid(page) -> None:
-    """The lab form as tests/app/test_browser_lab.py fills it: a 4-run digits grid."""
-    page.get_by_label("Data").first.click()
-    page.get_by_role("option", name="digits", exact=True).click()
-    for label, value in (("Seeds", "0"), ("Epochs", "2"), ("Batches per epoch (0 = all)", "2")):
-        box = page.get_by_label(label, exact=True).first
-        box.fill(value)
-        box.press("Tab")
-    page.get_by_role("button", name="Run grid").click()
-
-
-def page_errors(v: dict, errors: list) -> None:
-    boxes = v["page"].locator('[data-testid="stException"]')
-    if boxes.count():
-        errors.append(f"{v['kind']}: {boxes.count()} exception box(es): {boxes.first.inner_text()[:200]!r}")
-    if v["page"].get_by_text("Connection error").count():
-        errors.append(f"{v['kind']}: connection error shown")
-
-
-def one_visitor(browser, url: str, pid: int | None) -> dict:
-    """One playground visitor alone (the scene already built): its first drawn frame, the
-    chromium CPU seconds that cost, and Play's frames per second and chromium cores."""
-    v = visit(browser, url, PLAYGROUND, [], "alone")
-    c0 = cpu_by_kind(pid)
-    v["page"].wait_for_function("() => window.__drawn")
-    ttf = v["page"].evaluate("window.__drawn") / 1000 - v["t0"]
-    v["page"].wait_for_function(FRAMES_IN)
-    time.sleep(1.0)  # what the page does right after its first frame
-    c1 = cpu_by_kind(pid)
-    fps = played(v["page"], 4.0)
-    c2 = cpu_by_kind(pid)
-    v["ctx"].close()
-    return {"ttf": ttf, "load_cpu": c1.get("chromium", 0) - c0.get("chromium", 0),
-            "fps": fps, "play_cores": (c2.get("chromium", 0) - c1.get("chromium", 0)) / 4.0}
+def busy(students: list, a0: float, a1: float) -> int:
+    """Script runs of the class in progress at some point between a0 and a1."""
+    return sum(t < a1 and t + d > a0 for r in students for t, d in r["runs"])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--visitors-playground", type=int, default=7)
-    ap.add_argument("--visitors-lab", type=int, default=3)
-    ap.add_argument("--url", help="a running app (default: start one)")
-    ap.add_argument("--pid", type=int, help="with --url: the server's pid (for memory)")
-    ap.add_argument("--settle", type=float, default=150.0, help="s to wait for memory to return")
-    ap.add_argument("--grid-deadline", type=float, default=200.0)
+    ap.add_argument("--sessions", type=int, default=30, help="protocol sessions, alternately lesson/playground")
+    ap.add_argument("--spread", type=float, default=5.0, help="s over which the class arrives")
+    ap.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), help="s between a student's changes")
+    ap.add_argument("--ttl", type=int, default=10, help="the bench server's server.disconnectedSessionTTL")
+    ap.add_argument("--settle", type=float, default=60.0, help="s to wait for memory to return")
+    ap.add_argument("--grid-deadline", type=float, default=300.0, help="s from its start; then stopped")
     a = ap.parse_args()
-    from playwright.sync_api import TimeoutError as Timeout
     from playwright.sync_api import sync_playwright
 
-    load0, errors, t_start = os.getloadavg(), [], time.time()
-    with serve(a.url, a.pid, log="/tmp/classroom_server.log") as (url, pid), sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        warm = browser.new_context()
-        warm.new_page().goto(url + PLAYGROUND)
-        warm.pages[0].wait_for_function(FRAMES_IN, timeout=180_000)
-        warm.pages[0].goto(url + LAB)  # the lab's modules load once per server, not per visitor
-        warm.pages[0].get_by_role("button", name="Run grid").wait_for(timeout=180_000)
-        warm.close()
-        alone = one_visitor(browser, url, pid)
-        time.sleep(2.0)
-        base, nproc0, base_own = tree_rss(pid)
-        peak = Peak(pid)
-        peak.start()
-        cpu0, t_load = cpu_by_kind(pid), time.time()
-        vs = [visit(browser, url, PLAYGROUND, errors, f"playground {i}")
-              for i in range(a.visitors_playground)]
-        vs += [visit(browser, url, LAB, errors, f"lab {i}") for i in range(a.visitors_lab)]
-        for v in vs:  # times are read in the page: waiting in turn does not add to them
+    # Streamlit keeps a closed tab's session 120 s by default; short here, so "after" comes sooner
+    os.environ["STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL"] = str(a.ttl)
+    runs = Path(tempfile.mkdtemp(prefix="pfml-bench-runs-"))
+    load0, t_start = os.getloadavg(), time.time()
+    try:
+        with serve(runs=runs, log=LOG) as (url, pid), sync_playwright() as pw:
+            meter = Meter(pid, runs)
+            meter.start()
+            rehearsal = aside(rehearse(url)).result()
+            base, _ = settle(url, meter, a, float("inf"))  # the rehearsal's tabs dropped
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            meter.peak, c0, t0 = meter.rss, meter.totals(), time.time()
+            grid = subprocess.Popen([sys.executable, *GRID], cwd=ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True,
+                                    env=dict(os.environ, PFML_RUNS_DIR=str(runs)))
+            meter.grid_cli, leave = grid.pid, threading.Event()
+            klass = aside(classroom(url, a.sessions, leave, a.spread, a.think))
+            time.sleep(1.0)  # the visitor arrives with the class, not before it
             try:
-                v["page"].wait_for_function("() => window.__drawn", timeout=120_000)
-                v["ttf"] = v["page"].evaluate("window.__drawn") / 1000 - v["t0"]
-                v["title"] = v["page"].evaluate("window.__title") / 1000 - v["t0"]
-            except Timeout:
-                v["ttf"] = v["title"] = float("inf")
-                errors.append(f"{v['kind']}: nothing drawn within 120 s")
-        cpu1, t_load = cpu_by_kind(pid), time.time() - t_load
-        pgs = [v for v in vs if v["kind"].startswith("playground")]
-        labs = [v for v in vs if v["kind"].startswith("lab")]
-        t_grid = time.time()
-        if labs:
-            start_grid(labs[0]["page"])
-        for v in pgs[1:]:
-            v["page"].wait_for_function(FRAMES_IN, timeout=120_000)
-            v["page"].locator(".updatemenu-button").filter(has_text="Play").first.click()
-        fps = paints = float("nan")
-        if pgs:
-            p = pgs[0]["page"]
-            p.wait_for_function(FRAMES_IN, timeout=120_000)
-            paints = p.evaluate(SAMPLE, 2000)[1] / 2.0  # idle, before Play
-            fps = played(p, 4.0)
-            p.screenshot(path="/tmp/classroom_playground.png")
-        reloaded, grid_s = 0, None
-        for v in labs:  # a lab page opened before the grid started lists it only after a rerun
-            with contextlib.suppress(Timeout):
-                v["page"].get_by_text(re.compile(r"Grid #\d+:")).first.wait_for(timeout=5_000)
-                continue
-            v["page"].reload()
-            reloaded += 1
-        for v in labs:
-            left = max(1.0, t_grid + a.grid_deadline - time.time())
+                v = visit(browser, url)
+            except Exception as err:  # reported below; the class's numbers still count
+                v = {"error": f"{type(err).__name__}: {err}"[:300]}
+            leave.set()
+            students = klass.result()
+            c1, t1, peak, left = meter.totals(), time.time(), meter.peak, meter.rss
+            after, waited = settle(url, meter, a, base * (1 + MEM_SLACK))
             try:
-                v["page"].get_by_text(DONE).first.wait_for(timeout=left * 1000)
-                grid_s = grid_s or time.time() - t_grid
-            except Timeout:
-                errors.append(f"lab: grid not done within {a.grid_deadline:.0f} s")
-                break
-        if labs:
-            labs[0]["page"].wait_for_timeout(1500)
-            labs[0]["page"].screenshot(path="/tmp/classroom_lab.png")
-        for v in vs:
-            page_errors(v, errors)
-            v["ctx"].close()
-        t_closed = time.time()
-        peak.stop.set()
-        peak.join()
-        after, nproc, own = tree_rss(pid)
-        while pid and time.time() - t_closed < a.settle and (
-                after > base * (1 + MEM_SLACK) or nproc > nproc0):
-            time.sleep(2.0)
-            after, nproc, own = tree_rss(pid)
-        settled = time.time() - t_closed
-        browser.close()
-    load1 = os.getloadavg()
+                cli_out = grid.communicate(timeout=120)[0].strip().splitlines()
+            except subprocess.TimeoutExpired:
+                grid.kill()
+                cli_out = ["the CLI did not return within 120 s"] + grid.communicate()[0].splitlines()
+            while meter.grid_alive and time.time() - t0 < a.grid_deadline:
+                time.sleep(1.0)
+            c2, stopped = meter.totals(), meter.grid_alive
+            for p in processes():  # a worker past the deadline: its own session, started by this bench
+                if stopped and "lab-worker" in p["cmd"] and str(runs) in p["cmd"]:
+                    with contextlib.suppress(OSError):
+                        os.killpg(p["pid"], signal.SIGTERM)
+            meter.stop.set()
+            browser.close()
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)
 
-    ttf = [v["ttf"] for v in vs]
-    p50, p95 = (float(np.percentile(ttf, q)) for q in (50, 95))
+    load1, n, cores, sessions = os.getloadavg(), len(students), os.cpu_count(), len(students) + 1
     ok = lambda good: "OK" if good else "MISSED"  # noqa: E731
-    print(f"machine: {os.cpu_count()} CPUs, load average {load0[0]:.1f} before, {load1[0]:.1f} after; "
-          f"bench {time.time() - t_start:.0f} s")
-    print(f"visitors: {len(pgs)} playground ({PLAYGROUND}, Play), {len(labs)} noise lab "
-          f"(one runs a 4-run digits grid), one chromium, {len(vs)} contexts opened together")
-    print(f"first drawn frame: p50 {p50:.1f} s, p95 {p95:.1f} s (target p95 <= {TTF_P95_S:.0f} s: "
-          f"ratio {p95 / TTF_P95_S:.2f}) {ok(p95 <= TTF_P95_S)}")
-    titles = [v["title"] for v in vs]
-    print(f"  title on screen (the server's first answer): p50 {np.percentile(titles, 50):.1f} s, "
-          f"p95 {np.percentile(titles, 95):.1f} s (then: the chart's script run, Plotly's JS, drawing)")
-    print(f"  CPU s while they loaded ({t_load:.0f} s x {os.cpu_count()} cores): " + ", ".join(
-        f"{k} {cpu1.get(k, 0) - cpu0.get(k, 0):.1f}" for k in ("server", "chromium", "other")))
-    print("  each (s): playground " + " ".join(f"{v['ttf']:.1f}" for v in pgs)
-          + " | lab " + " ".join(f"{v['ttf']:.1f}" for v in labs))
-    n, cores = len(vs), os.cpu_count()
-    print(f"  one visitor alone: first frame {alone['ttf']:.1f} s, "
-          f"{alone['load_cpu']:.1f} CPU s of chromium; "
-          f"so {n} browsers on {cores} cores need >= {n * alone['load_cpu'] / cores:.0f} s for their "
-          f"first frames before the server does anything")
-    print(f"  one visitor alone: Play {alone['fps']:.1f} frames/s using {alone['play_cores']:.2f} cores of "
-          f"chromium; {len(pgs)} players on {cores} cores can reach at most "
-          f"{alone['fps'] * min(1.0, cores / max(len(pgs) * alone['play_cores'], 1e-9)):.1f} frames/s")
-    print(f"Play under load: {fps:.1f} distinct frames/s (target >= {FPS_TARGET:.0f}: ratio "
-          f"{fps / FPS_TARGET:.2f}) {ok(fps >= FPS_TARGET)}; browser paints {paints:.0f}/s before Play")
-    if labs:
-        print("grid: " + (f"seen done {grid_s:.0f} s after Run grid" if grid_s else "NOT done")
-              + f"; {reloaded} of {len(labs)} lab visitors listed it only after a reload")
-    print(f"errors: {len(errors)} (target none) {ok(not errors)}")
-    for e in errors:
-        print(f"  - {e}")
-    if pid:
-        print(f"server memory (RSS, process tree): baseline {base:.0f} MB ({nproc0} proc), peak "
-              f"{peak.peak:.0f} MB ({peak.peak / base:.2f}x; server process alone {base_own:.0f} -> peak "
-              f"{peak.own:.0f} -> {own:.0f} MB), {settled:.0f} s after the last visitor left "
-              f"{after:.0f} MB ({nproc} proc): {after / base:.2f}x baseline "
-              f"(target <= {1 + MEM_SLACK:.2f}x) {'OK' if after <= base * (1 + MEM_SLACK) else 'OVER'}")
+    pages = {p: [r for r in students if r["page"] == p] for p in ("lesson", "playground")}
+    print(f"machine: {cores} CPUs, load average {load0[0]:.1f} before, {load1[0]:.1f} after; bench "
+          f"{time.time() - t_start:.0f} s; server.disconnectedSessionTTL {a.ttl} s")
+    print(f"class: {n} protocol sessions ({len(pages['lesson'])} lesson, {len(pages['playground'])} playground "
+          f"?{PLAYGROUND}) arriving over {a.spread:.0f} s, 3 changes each {a.think[0]:.0f}-{a.think[1]:.0f} s "
+          f"apart, + 1 chromium visitor on the playground + 1 digits grid; the class stayed {t1 - t0:.0f} s")
+    print(f"  {'protocol sessions, s to script_finished':40s} {'n':>4s} {'p50':>6s} {'p95':>6s} {'max':>6s}")
+    for page, rs in pages.items():
+        for what, xs in (("connect + first run", [r["first"] for r in rs if "first" in r]),
+                         ("a change's rerun", [d for r in rs for _, d in r["runs"][1:]])):
+            q = np.percentile(xs, [50, 95]) if xs else [np.nan] * 2
+            print(f"  {page + ': ' + what:40s} {len(xs):4d} {q[0]:6.2f} {q[1]:6.2f} {max(xs, default=np.nan):6.2f}")
+    print("  rehearsal before class (cold caches, one tab at a time): " + "; ".join(
+        f"{r['page']} first run {r.get('first', np.nan):.1f} s, changes "
+        + " ".join(f"{d:.2f}" for _, d in r["runs"][1:]) for r in rehearsal[:2]))
+    errors = [e for r in rehearsal + students for e in r["errors"]]
+    if "error" in v:
+        errors.append(f"visitor: {v['error']}")
+        print("visitor (chromium): first frame and Play NOT measured (see errors)")
     else:
-        print("server memory: not measured (--url without --pid)")
-    print("screenshots: /tmp/classroom_playground.png, /tmp/classroom_lab.png")
+        errors += [f"visitor: {v['boxes']} exception box(es)"] if v["boxes"] else []
+        print(f"visitor (chromium): first frame {v['first']:.1f} s (target <= {FIRST_FRAME_S:.0f} s: ratio "
+              f"{v['first'] / FIRST_FRAME_S:.2f}) {ok(v['first'] <= FIRST_FRAME_S)}; Play {v['fps']:.1f} distinct "
+              f"frames/s (target >= {FPS_TARGET:.0f}: ratio {v['fps'] / FPS_TARGET:.2f}) {ok(v['fps'] >= FPS_TARGET)}")
+        print(f"  animation ready {v['ready']:.1f} s; browser paints {v['paints']:.0f}/s idle; class script runs "
+              f"in progress meanwhile: {busy(students, v['t0'], v['t0'] + v['first'])} during its load, "
+              f"{busy(students, v['t_play'], v['t_end'])} during Play")
+    print(f"errors: {len(errors)} (target none) {ok(not errors)}")
+    for e in errors[:10]:
+        print(f"  - {e}")
+    if grid.returncode:
+        print(f"grid: the CLI failed (exit {grid.returncode}: {cli_out[-1:] or '-'}); the class ran without it")
+    else:
+        end = ("never seen" if meter.grid_last is None else f"still running at {a.grid_deadline:.0f} s: "
+               "stopped" if stopped else f"ended {meter.grid_last - t0:.0f} s after the CLI call")
+        print(f"grid (CLI noise-lab --background): {(cli_out or ['-'])[0][:70]}\n  its worker {end}; "
+              f"{c2['grid'] - c0['grid']:.1f} CPU s, the CLI's own included")
+    cpu = {k: c1[k] - c0[k] for k in KINDS}
+    print(f"CPU s while the class was on ({t1 - t0:.0f} s x {cores} cores = {(t1 - t0) * cores:.0f}): "
+          + ", ".join(f"{k} {cpu[k]:.1f}" for k in KINDS)
+          + f" (bench: the {n} protocol clients; other: the rest of this shared machine)")
+    print(f"server: {cpu['server'] / (t1 - t0):.2f} cores on average, {cpu['server'] / sessions:.2f} CPU s and "
+          f"{(peak - base) / sessions:.1f} MB at the peak per session ({sessions} = {n} + the visitor); it sent "
+          f"the class {sum(r['received'] for r in students) / 2**20:.0f} MB over the websockets")
+    mem_ok = after <= base * (1 + MEM_SLACK)
+    print(f"server RSS (process tree): baseline {base:.0f} MB, peak {peak:.0f} MB ({peak / base:.2f}x), "
+          f"{left:.0f} MB as the class left, {after:.0f} MB {waited:.0f} s later: {after / base:.2f}x baseline "
+          f"(target <= {1 + MEM_SLACK:.2f}x) {'OK' if mem_ok else 'OVER'}")
     return 0
 
 
