@@ -9,7 +9,7 @@ score beside cleanlab's. Paper (ResNet-50, CUB/Cars): PFML +6.0 / +7.6 R@1 over 
 at 20% noise. Reports what it finds, whatever it is.
 
 Usage: python bench/noise_lab.py [--epochs N] [--seeds 0,1,2] [--noise 0,0.2] [--device auto]
-       [--store PATH]   (flags left out: the default grid)
+       [--store PATH | --storage URL]   (flags left out: the default grid, a temporary study)
        python bench/noise_lab.py --check-labels digits --noise 0.15 --seeds 0,1,2 --epochs 10
 """
 from __future__ import annotations
@@ -24,14 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from pfml_core.lab import grid as lab
-from pfml_core.lab import measure, regime, worker
+from pfml_core.lab import launch, measure, regime, worker
 from pfml_core.lab import paper as lab_paper
-from pfml_core.lab.store import Store
+from pfml_core.lab.procs import me
+from pfml_core.lab.studies import Lab, run_status
 
 import report
 
 
-def _grid(a) -> tuple[dict, list]:
+def _grid(a) -> dict:
     d = regime.default_grid(a.device)
     base = {**d["base"], **({"epochs": a.epochs} if a.epochs else {})}
     rates = [float(x) for x in a.noise.split(",")] if a.noise else d["noise_rates"]
@@ -40,7 +41,7 @@ def _grid(a) -> tuple[dict, list]:
     return lab.noise_grid(d["data"], d["losses"], rates, seeds, base=base, parallel=d["parallel"])
 
 
-def _memorization(store: Store, gid: int) -> None:
+def _memorization(store: Lab, gid: int) -> None:
     s = measure.curves_summary(measure.curves_frame(store.runs(gid)))
     print("memorization (mean over seeds): epoch of best R@1 -> last epoch")
     for (loss, noise), g in s[s["noise"] > 0].groupby(["loss", "noise"]):
@@ -87,17 +88,21 @@ def main() -> None:
     ap.add_argument("--seeds", default=None)
     ap.add_argument("--noise", default=None, help="comma list of fractions")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--store", default=None, help="SQLite store (default: a temporary one)")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--store", default=None, help="a SQLite file as the lab's storage "
+                       "(default: a temporary one)")
+    where.add_argument("--storage", default=None, metavar="URL", help="an Optuna storage URL")
     a = ap.parse_args()
     if a.check_labels:
         return check_my_labels(a)
-    spec, runs = _grid(a)
-    store = Store(a.store or Path(tempfile.mkdtemp(prefix="pfml_bench_")) / "lab.sqlite")
-    gid = store.create_grid("noise", spec, runs)
-    print(f"{len(runs)} runs, {spec['parallel']} at a time; store {store.path}; load average "
-          f"before {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    spec = _grid(a)
+    path = Path(a.store) if a.store else Path(tempfile.mkdtemp(prefix="pfml_bench_")) / "studies.sqlite"
+    store = Lab(a.storage or f"sqlite:///{path.resolve()}")
+    gid = store.create_grid("noise", spec)
+    print(f"{lab.size(spec)} runs, {spec['parallel']} at a time; study {store.grid(gid)['name']} in "
+          f"{store.url}; load average before {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     t0 = time.perf_counter()
-    status = worker.run_grid(gid, store, on_run=lambda r, s: print(f"  {r['params']}: {s}", flush=True))
+    status = _run(store, gid, int(spec["parallel"]))
     wall = time.perf_counter() - t0
     agg = lab.aggregate(lab.grid_frame(store, gid), ["loss", "noise"],
                         ["R@1", "seconds", *measure.DETECTION, "suspect_epochs"])
@@ -120,6 +125,21 @@ def main() -> None:
               f"{r['suspect_auroc std']:.3f}, precision {r['suspect_precision mean']:.3f} | cleanlab AUROC "
               f"{r['cleanlab_auroc mean']:.3f} ± {r['cleanlab_auroc std']:.3f}, precision "
               f"{r['cleanlab_precision mean']:.3f} (window {r['suspect_epochs mean']:.1f} epochs)")
+
+
+def _run(store: Lab, gid: int, parallel: int) -> str:
+    """The grid here and in parallel - 1 more lab-worker processes (as the CLI's foreground
+    noise-lab), a line per run trained here; the grid's status once all have ended."""
+    helpers = launch.spawn(store, gid, parallel - 1, detached=False)
+    store.set(gid, pid=[me()] + [me(p.pid) for p in helpers], launched=time.time())
+    try:
+        worker.run_grid(gid, store, on_run=lambda study, t: print(
+            f"  {t.params}: {run_status(t, set())}", flush=True))
+    finally:
+        for p in helpers:
+            p.wait()
+        store.set(gid, pid=None)  # over: the grid's status is its trials' now
+    return store.grid(gid)["status"]
 
 
 if __name__ == "__main__":

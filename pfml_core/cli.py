@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from pfml_core.data import faults
 from pfml_core.data.dataset import SPLITS
 from pfml_core.lab import commands as lab_cli
-from pfml_core.lab.store import default_path
+from pfml_core.lab import studies
 from pfml_core.training.config import TrainConfig
 from pfml_core.training.models import MODELS
 
@@ -106,8 +107,7 @@ def config_from_args(a) -> TrainConfig:
     base = presets.load_config(a.config, data_root=a.data_root)
     flat = {**base, **given}
     kept = base["loss_params"] if flat["loss"] == base["loss"] else {}
-    flat["loss_params"] = {**kept, **params}
-    return presets.train_config(flat).validate()
+    return presets.train_config({**flat, "loss_params": {**kept, **params}}).validate()
 
 
 def run_train(a) -> int:
@@ -154,8 +154,8 @@ def run_train(a) -> int:
     if not lead:
         return 0
     last = result.history[-1]
-    print(f"done: {len(result.history) - 1} epochs, R@1 {last.metrics['R@1']:.4f}, "
-          f"MAP@R {last.metrics['MAP@R']:.4f} -> {result.out_dir}")
+    print(f"done: {len(result.history) - 1} epochs, R@1 {last.metrics['R@1']:.4f}, MAP@R {last.metrics['MAP@R']:.4f} "
+          f"-> {result.out_dir}")
     return 0
 
 
@@ -168,7 +168,7 @@ def _make_out(out: str) -> Path | None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"--out {out}: the folder cannot be made ({_os_error(e)})") from None
+        raise ValueError(f"--out {out}: the folder cannot be made ({_said(e)})") from None
     return made
 
 
@@ -188,8 +188,7 @@ def check_device(name: str) -> None:
     if kind == "cuda" and re.fullmatch(r"\d*", index):
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if not n or int(index or 0) >= n:
-            raise ValueError(f"device {name!r}: this machine has {n} CUDA GPUs; use --device "
-                             "cpu or auto")
+            raise ValueError(f"device {name!r}: this machine has {n} CUDA GPUs; use --device cpu or auto")
     mps = getattr(torch.backends, "mps", None)
     if kind == "mps" and not (mps and mps.is_available()):
         raise ValueError("device 'mps': no Apple GPU here; use --device cpu or auto")
@@ -212,8 +211,9 @@ def check_args(a) -> None:
     store = getattr(a, "store", None)
     if store is not None and not Path(store).parent.is_dir():
         raise ValueError(f"--store {store}: the folder {Path(store).parent} does not exist")
-    if a.command in ("lab-export", "lab-resume") and not Path(store or default_path()).exists():
-        raise ValueError(f"no lab store at {store or default_path()}")
+    named, file = getattr(a, "storage", None) or os.environ.get(studies.ENV), Path(store or studies.default_path())
+    if a.command in ("lab-export", "lab-resume") and not named and not file.exists():
+        raise ValueError(f"no lab store at {file}")
     if a.command in ("noise-lab", "sweep"):
         check_device(a.device)
     tiny = [d for d in a.delta if 0 < d < 1e-6] if a.command == "sweep" else []
@@ -221,13 +221,13 @@ def check_args(a) -> None:
         raise ValueError(f"--delta must be at least 1e-6, got {tiny[0]:g}")
 
 
-def _os_error(e: OSError) -> str:
-    """A fault (full, read-only, forbidden disk) as faults says it, else the OS's words."""
-    said = faults.describe(e)
-    if said is None:
-        said = e.strerror or str(e)
-        said += f": {e.filename}" if e.filename else ""
-    return said
+def _said(e: Exception) -> str:
+    """A fault (full, read-only, forbidden disk) as faults says it, else the error's words."""
+    if isinstance(e, ValueError) or (said := faults.describe(e)) is not None:
+        return str(e) if isinstance(e, ValueError) else said
+    if isinstance(e, OSError):
+        return (e.strerror or str(e)) + (f": {e.filename}" if e.filename else "")
+    return f"the lab store could not be used ({type(e).__name__})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_args(args)
         return int(args.func(args) or 0)
-    except (ValueError, OSError) as e:  # bad input or a storage fault: one line, no traceback
-        text = _os_error(e) if isinstance(e, OSError) else str(e)
-        print(f"error: {' '.join(text.split())}", file=sys.stderr)
+    except (ValueError, OSError, *studies.STORAGE_ERRORS) as e:  # bad input or a storage fault: one line
+        print(f"error: {' '.join(_said(e).split())}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """The parts the noise-lab and sweep pages share: queue a grid for a background worker
 (PFML_MAX_LAB_WORKERS grids run at once, each visitor within PFML_MAX_LAB_RUN_EPOCHS; the
 rest wait, their queue position shown), pick a stored grid, and show its progress (with an
-ETA) with Cancel/Resume and CSV. All state lives in the store (runs_dir()/lab.sqlite). Each
+ETA) with Cancel/Resume and CSV. All state lives in the lab's Optuna storage. Each
 browser holds a random owner token, kept in the URL (?lab=...) so a reload keeps it: only
 the owner may cancel a grid; other sessions see it, with Cancel disabled."""
 from __future__ import annotations
@@ -15,8 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from pfml_core import lab
-from pfml_core.data import UPLOADS, data_root, resolve_dataset_ref
-from pfml_core.lab import Store, worker
+from pfml_core.data import UPLOADS, data_root, faults, resolve_dataset_ref
+from pfml_core.lab import STORAGE_ERRORS, Lab, migrate
+from pfml_core.lab import launch as workers
 from pfml_core.training import runs_dir
 from studio import safe
 
@@ -42,19 +43,24 @@ def owner() -> str:
 
 @contextlib.contextmanager
 def store():
-    """The store, open for the block; a full or read-only disk is one message (page stops)."""
+    """The lab, open for the block; a full or read-only disk is one message (page stops)."""
     try:
-        s = Store()
+        s = Lab()
+        pending = migrate.pending(migrate.old_path(), s)
     except ValueError as exc:  # data.faults.Fault
         safe.say("error", exc)
         st.stop()
     if s.recovered:  # a damaged store was moved aside (kept) and a fresh one started
         st.warning(f"The run store was damaged: it is kept as `{s.recovered.name}` and a "
                    "fresh one was started. Earlier grids are not listed.")
+    if n := pending:
+        st.info(f"{n} grid{'s' if n != 1 else ''} from an earlier version of the lab are kept in "
+                "lab.sqlite, not listed here: run `python -m pfml_core lab-migrate` once to list them.")
     try:
         yield s
-    finally:
-        s.close()
+    except STORAGE_ERRORS as exc:  # a disk gone read-only or full under a running app
+        safe.say("error", faults.describe(exc) or f"the lab store could not be used ({type(exc).__name__})")
+        st.stop()
 
 
 DATA_HELP = ("Uploads made on the Train page are kept under a stored name such as "
@@ -72,19 +78,19 @@ def dataset(path: str, bundled: str) -> str:
 
 
 def launch(kind: str, build, key: str, what: str = "Grid") -> int | None:
-    """build() -> (spec, runs); store the grid (owned by this session), queue it for a
-    worker, select it on the page. A ValueError from build (bad form input) or the queue (a
+    """build() -> spec; store the grid (owned by this session), queue it for a worker,
+    select it on the page. A ValueError from build (bad form input) or the queue (a
     bad PFML_MAX_LAB_WORKERS) becomes a message, never a traceback."""
     try:
-        spec, runs = build()
+        spec = build()
         with store() as s:
-            gid = s.create_grid(kind, spec, runs, owner=owner())
-            position = worker.submit(gid, s, owner=owner())
+            gid = s.create_grid(kind, spec, owner=owner())
+            position = workers.submit(gid, s, owner=owner())
     except ValueError as exc:
         safe.say("error", exc)
         return None
     st.session_state[key] = gid
-    st.toast(f"{what} #{gid}: {len(runs)} runs " + ("started" if position is None else
+    st.toast(f"{what} #{gid}: {lab.size(spec)} runs " + ("started" if position is None else
                                                     f"queued (position {position})"))
     return gid
 
@@ -93,7 +99,7 @@ def _label(g: dict) -> str:
     """Fixed facts only (the status lives in the polled panel below, never stale)."""
     n, spec = sum(g["counts"].values()), g["spec"]
     when = time.strftime("%m-%d %H:%M", time.localtime(g["created"]))
-    what = ", ".join(spec.get("losses", [])) or spec.get("mode", "")
+    what = ", ".join(spec.get("space", {}).get("loss", [])) or spec.get("mode", "")
     data = str(spec.get("data", "?")).replace("\\", "/").rsplit("/", 1)[-1]  # no server path
     return f"#{g['id']} · {data} · {what} · {n} runs · {when}"
 
@@ -117,10 +123,10 @@ def pick_grid(kind: str, key: str) -> tuple[int | None, int | None]:
     return st.selectbox("Grid", list(labels), format_func=labels.get, key=key), newest(grids)
 
 
-def kick(s: Store) -> None:
+def kick(s: Lab) -> None:
     """Reap grids whose worker died and start queued grids on the slots that frees."""
     try:
-        worker.dispatch(s)
+        workers.dispatch(s)
     except ValueError as exc:  # a bad PFML_MAX_LAB_WORKERS: said once, the page still works
         safe.say("error", exc)
 
@@ -187,13 +193,13 @@ def status(grid_id: int, prefix: str) -> tuple[dict, pd.DataFrame]:
     """Progress, Cancel/Resume, failures, CSV download; returns (grid, runs frame)."""
     with store() as s:
         kick(s)
-        grid, runs, position = s.grid(grid_id), s.runs(grid_id), s.position(grid_id)
-    frame = lab.runs_frame(runs)
+        grid, runs, position = s.grid(grid_id), s.runs(grid_id), workers.position(s, grid_id)
+    frame = lab.runs_frame([r for r in runs if r["id"] is not None])
     if "error" in frame:  # a failed run's traceback: its first line, no server paths
         frame["error"] = frame["error"].map(safe.one_line)
-    n = len(frame)
-    counts = frame["status"].value_counts().to_dict() if n else {}
-    finished = sum(counts.get(k, 0) for k in ("done", "failed", "cancelled"))
+    counts = grid["counts"]
+    n = sum(counts.values())
+    finished = sum(counts.get(k, 0) for k in ("done", "pruned", "failed", "cancelled"))
     state = grid["status"] if position is None else f"queued (position {position})"
     st.progress(finished / max(n, 1), text=f"Grid #{grid_id}: **{state}** — "
                 + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
@@ -203,19 +209,19 @@ def status(grid_id: int, prefix: str) -> tuple[dict, pd.DataFrame]:
         mine = grid.get("owner") == owner()
         if cols[0].button("Cancel", key=f"{prefix}_cancel", disabled=not mine,
                           help=None if mine else NOT_YOURS):
-            act(worker.cancel, grid_id)
+            act(workers.cancel, grid_id)
     if grid["status"] in ("failed", "cancelled") and cols[0].button("Resume", key=f"{prefix}_resume"):
-        act(worker.resume, grid_id)
+        act(workers.resume, grid_id)
     cols[1].download_button("Download CSV", frame.to_csv(index=False), f"grid_{grid_id}.csv",
                             "text/csv", key=f"{prefix}_csv")
-    failed = frame[frame["status"] == "failed"] if n else frame
+    failed = frame[frame["status"] == "failed"] if len(frame) else frame
     for _, r in failed.iterrows():
         safe.say("error", r["error"], before=f"run {r['run']} failed: ")
     return grid, frame
 
 
 def act(fn, grid_id: int) -> None:
-    """worker.cancel / worker.resume as this session; a refusal (another session's grid, a
+    """workers.cancel / workers.resume as this session; a refusal (another session's grid, a
     worker still alive) is a message, else the page reruns."""
     try:
         with store() as s:

@@ -1,7 +1,7 @@
-"""Hostile inputs for tests/test_abuse.py and bench/abuse.py, made small on disk (zeros
-compress about 1000:1) without ever holding their expanded size in memory, and `measure`:
-one call in a forked child, with its outcome, peak memory (the child's own maximum
-resident set, from wait4) and time."""
+"""Hostile inputs of a shared classroom server, each defined once: tests/test_abuse.py checks
+each in detail, tests/test_abuse_table.py runs them all in one table. Bombs are small on disk
+(zeros compress about 1000:1) and never held expanded in memory. `measure`: one call in a
+forked child, with its outcome, peak memory (the child's maximum resident set) and time."""
 from __future__ import annotations
 
 import io
@@ -110,6 +110,90 @@ def damaged_store(path: Path, how: str = "garbage") -> Path:
     raw = path.read_bytes()
     path.write_bytes(raw[:100] + bytes(4096) + raw[4196:len(raw) // 2])
     return path
+
+
+# --- the inputs both abuse test files use --------------------------------------------------
+ABSOLUTE_PATHS = ("/etc", "/no/such/folder")  # typed into the app: a server folder, a missing one
+DOTDOT_PATH = "../../etc"
+ESCAPE_LINK = "escape/passwd"  # through data_root's link to /etc
+SERVER_NAMES = ("PackageKit", "X11")  # in /etc: a listing of it would show them
+PLANTED = ("1.25", "hunter2", "secret", "![x]", "HOST")  # inside planted_csvs: never quoted
+MARKDOWN = ("![x](http://HOST/t.png) [Click here](https://evil.example) <b>x</b> $x^2$ "
+            ":red[boo] **bold** www.evil.example")
+REPEATED_KEY = {"pg_alpha": ["2.5", "4"], "pg_delta": ["0.2"]}  # a URL query, alpha twice
+HEADERLESS_UPLOAD = ("my data.csv", b"1.25,hunter2\n3,4\n")  # (name, bytes)
+
+
+def huge_png_zip(folder: Path, side: int = 13_000) -> Path:
+    """An image zip holding a side x side PNG of zeros (13,000: 169 MP, which PIL only warns about)."""
+    return image_zip(folder / f"huge_png_{side}.zip", {"set/cats/huge.png": png_claiming(side, side)})
+
+
+def zeros_npz(folder: Path) -> Path:
+    """1 GiB of float64 zeros promised by the header, over 64 bytes of data."""
+    return npz_claiming(folder / "zeros.npz", (2**27, 1), data_bytes=64)
+
+
+def forged_npz(folder: Path) -> Path:
+    return npz_claiming(folder / "forged.npz", (2**40, 4), data_bytes=64)
+
+
+def big_entry_zip(folder: Path) -> Path:
+    """One 65 MiB entry (over the 64 MiB per-file limit) among small images."""
+    return image_zip(folder / "big_entry.zip", {"set/dogs/big.png": bytes(65 * 2**20)})
+
+
+def renamed_npy(folder: Path) -> Path:
+    np.save(folder / "x.npy", np.zeros((4, 2)))
+    return (folder / "x.npy").rename(folder / "x.npz")
+
+
+def overflow_npz(folder: Path) -> Path:
+    """Finite in float64, one value inf in float32."""
+    X = np.ones((8, 2))
+    X[3, 1] = 1e300
+    return features_npz(folder / "overflow.npz", X, np.arange(8) % 4)
+
+
+def one_per_class_npz(folder: Path) -> Path:
+    """One sample per class: no recall can be measured on it."""
+    return features_npz(folder / "one_each.npz", np.eye(6), np.arange(6))
+
+
+def planted_csvs(folder: Path) -> dict[str, Path]:
+    """Tables whose content (PLANTED) a message must not quote: a headerless one (its first
+    row is data), one of words, one with a Markdown header."""
+    texts = {"headerless.csv": "1.25,hunter2,0\n3.75,4.5,1\n",
+             "words.csv": "secret,label\nhunter2,0\nswordfish,1\n",
+             "header.csv": "![x](http://HOST/t.png),b\n1,2\n"}
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    return {name: folder / name for name in texts}
+
+
+def data_root(folder: Path) -> Path:
+    """A data root holding an image folder `pets` and `escape`, a link to /etc."""
+    root = folder / "root"
+    image_folder(root / "pets")
+    (root / "escape").symlink_to("/etc")
+    return root
+
+
+def uploads_folder(folder: Path) -> Path:
+    from pfml_core.data import UPLOADS
+
+    path = folder / "runs" / UPLOADS
+    path.mkdir(parents=True)
+    return path
+
+
+def loss_on_empty_batch() -> str:
+    import torch
+
+    from pfml_core.physics import PotentialFieldLoss
+
+    loss = PotentialFieldLoss(num_classes=3, embedding_size=4, proxies_per_class=2)
+    return str(loss(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)))
 
 
 def measure(fn, *args, address_limit: int = 6 * GIB) -> dict:

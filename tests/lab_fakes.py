@@ -80,3 +80,26 @@ def failing(config: dict, should_stop=None, on_epoch=None):
     if config["seed"] == 1:
         raise RuntimeError("boom: fake training failure")
     return _result(config, on_epoch=on_epoch)
+
+
+def paced(config: dict, should_stop=None, on_epoch=None, seconds: float = 0.0):
+    """Epochs of `seconds` each whose held-out R@1 rises with alpha (0.1 per unit, +0.02 per
+    epoch), stopping when asked (a pruned or cancelled trial)."""
+    alpha = (config.get("loss_params") or {}).get("alpha", 0.0)
+    history = []
+    for e in range(EPOCHS + 1):
+        time.sleep(seconds if e else 0.0)
+        snap = SimpleNamespace(epoch=e, seconds=seconds, train_flipped=None, margins=margins(e, config["noise"]),
+                               metrics={"R@1": round(0.1 * alpha + 0.02 * e, 6), "R@2": 0.9})
+        history.append(snap)
+        if on_epoch is not None:
+            on_epoch(snap)
+        if e and should_stop is not None and should_stop():
+            break
+    return SimpleNamespace(history=history, stopped=len(history) <= EPOCHS,
+                           config=SimpleNamespace(noise=config["noise"]))
+
+
+def slow(config: dict, should_stop=None, on_epoch=None):
+    """paced() at 0.4 s per epoch: long enough to kill a worker mid-trial."""
+    return paced(config, should_stop, on_epoch, seconds=0.4)

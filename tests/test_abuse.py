@@ -15,7 +15,6 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from pfml_core import data
-from pfml_core.lab.store import Store
 from pfml_core.physics import PotentialFieldLoss
 from pfml_core.playground import url_state
 from studio import safe
@@ -41,8 +40,7 @@ def refused(result: dict, *patterns: str) -> str:
 
 @pytest.mark.parametrize("side", [13_000, 15_000])  # 169 MP (PIL warns), 225 MP (PIL refuses)
 def test_zip_holding_a_huge_zero_png_is_refused_from_its_header(tmp_path, side):
-    big = af.png_claiming(side, side)
-    z = af.image_zip(tmp_path / "photos.zip", {"set/cats/huge.png": big})
+    z = af.huge_png_zip(tmp_path, side)
     assert z.stat().st_size < 300_000  # a small upload ...
     msg = refused(af.measure(data.load_dataset, str(z)), r"50-megapixel limit",
                   r"PFML_MAX_IMAGE_MEGAPIXELS", r"huge\.png")  # ... that would decode to GiBs
@@ -50,8 +48,7 @@ def test_zip_holding_a_huge_zero_png_is_refused_from_its_header(tmp_path, side):
 
 
 def test_npz_of_a_gibibyte_of_zeros_is_refused_from_its_header(tmp_path):
-    # the issue's 1 GiB float64 X, its header forged over 64 bytes of data
-    f = af.npz_claiming(tmp_path / "zeros.npz", (2**27, 1), data_bytes=64)
+    f = af.zeros_npz(tmp_path)  # the issue's 1 GiB float64 X
     assert f.stat().st_size < 2**12
     result = af.measure(data.load_dataset, str(f))
     refused(result, r"1,024 MiB, over the 256 MiB limit", r"PFML_MAX_DECODED_MB")
@@ -59,7 +56,7 @@ def test_npz_of_a_gibibyte_of_zeros_is_refused_from_its_header(tmp_path):
 
 
 def test_npz_header_claiming_a_huge_shape_is_a_value_error(tmp_path):
-    f = af.npz_claiming(tmp_path / "forged.npz", (2**40, 4), data_bytes=64)
+    f = af.forged_npz(tmp_path)
     refused(af.measure(data.load_dataset, str(f)), r"forged\.npz", r"\(1099511627776, 4\)",
             r"over the 256 MiB limit")
 
@@ -70,7 +67,7 @@ def test_npz_header_larger_than_its_data_is_refused(tmp_path):
 
 
 def test_zip_entry_over_the_per_file_limit_is_refused_before_it_is_read(tmp_path):
-    z = af.image_zip(tmp_path / "a.zip", {"set/dogs/big.png": bytes(65 * 2**20)})
+    z = af.big_entry_zip(tmp_path)
     assert z.stat().st_size < 2**20
     refused(af.measure(data.load_dataset, str(z)), r"big\.png", r"65 MiB, over the 64 MiB",
             r"PFML_MAX_FILE_MB")
@@ -109,28 +106,24 @@ def test_csv_is_sized_before_it_is_parsed(tmp_path, monkeypatch):
 
 @pytest.fixture
 def uploads(tmp_path):
-    folder = tmp_path / "runs" / data.UPLOADS
-    folder.mkdir(parents=True)
-    return folder
+    return af.uploads_folder(tmp_path)
 
 
 def test_dataset_refs_stay_in_the_uploads_and_the_data_root(tmp_path, uploads):
-    root = tmp_path / "root"
-    af.image_folder(root / "pets")
-    (root / "escape").symlink_to("/etc")
+    root = af.data_root(tmp_path)
     stored = data.store_upload("mine.npz", _npz_bytes(tmp_path), uploads)
     assert data.resolve_dataset_ref("digits", uploads, None) == "digits"
     assert data.resolve_dataset_ref(stored.name, uploads, None) == str(stored.resolve())
     assert data.resolve_dataset_ref(" pets ", uploads, root) == str((root / "pets").resolve())
-    for ref in ("/etc", "/no/such/place", "~/x", "C:/Windows"):
+    for ref in (*af.ABSOLUTE_PATHS, "~/x", "C:/Windows"):
         with pytest.raises(ValueError, match="absolute paths are not allowed") as e:
             data.resolve_dataset_ref(ref, uploads, root)
         assert "etc" not in str(e.value) and "such" not in str(e.value)
-    for ref in ("../..", "pets/../../root", "a/../../x"):
+    for ref in (af.DOTDOT_PATH, "../..", "pets/../../root", "a/../../x"):
         with pytest.raises(ValueError, match=r"'\.\.' is not allowed"):
             data.resolve_dataset_ref(ref, uploads, root)
     with pytest.raises(ValueError, match="leads outside the data root"):
-        data.resolve_dataset_ref("escape/passwd", uploads, root)
+        data.resolve_dataset_ref(af.ESCAPE_LINK, uploads, root)
     with pytest.raises(ValueError, match="this server opens no other paths"):
         data.resolve_dataset_ref("pets", uploads, None)  # no data root: paths are off
     with pytest.raises(ValueError, match="no upload named 0123456789abcdef.csv"):
@@ -148,20 +141,19 @@ def test_data_root_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_user_file_messages_show_no_server_path_and_no_content(tmp_path):
-    (tmp_path / "headerless.csv").write_text("1.25,2.5,0\n3.75,4.5,1\n")
-    (tmp_path / "words.csv").write_text("secret,label\nhunter2,0\nswordfish,1\n")
+    af.planted_csvs(tmp_path)
     (tmp_path / "strs.npz").write_bytes(_npz_bytes(tmp_path, y=np.array(["cat", "dog"] * 4)))
     af.image_folder(tmp_path / "imgs")
     (tmp_path / "imgs" / "dogs" / "bad.png").write_bytes(b"not an image at all")
     cases = {"headerless.csv": r"none of its 3 columns", "words.csv": r"column number 1",
-             "strs.npz": "non-numeric", "imgs": r"'dogs/bad.png'.*corrupt",
+             "header.csv": r"none of its 2 columns", "strs.npz": "non-numeric", "imgs": r"'dogs/bad.png'.*corrupt",
              "missing.npz": "no such file"}
     for name, pattern in cases.items():
         with pytest.raises(ValueError, match=pattern) as e:
             data.load_dataset(str(tmp_path / name))
         msg = str(e.value)
         assert str(tmp_path) not in msg and "/" + tmp_path.name not in msg, msg
-        for content in ("1.25", "2.5", "hunter2", "secret", "cat", "dog"):
+        for content in (*af.PLANTED, "cat", "dog"):
             assert f"'{content}'" not in msg and f" {content}" not in msg, msg
 
 
@@ -180,23 +172,25 @@ def test_lab_pages_open_no_server_path(runs_dir, fake_trainer, page):
     at = AppTest.from_file(f"../pages/{'noise_lab' if page == 'noise' else page}.py",
                            default_timeout=60).run()
     shown = []
-    for ref in ("/etc", "/no/such/folder", "../../etc"):
+    for ref in (*af.ABSOLUTE_PATHS, af.DOTDOT_PATH):
         at.text_input(key=f"{page}_path").set_value(ref)
         at.button[0].click().run()
         assert not at.exception and len(at.error) == 1
         shown.append(at.error[0].value)
-        assert "PackageKit" not in shown[-1] and "X11" not in shown[-1]
+        assert not [name for name in af.SERVER_NAMES if name in shown[-1]]
     assert shown[0] == shown[1]  # existing and missing server paths look the same
-    assert Store().grids() == []
+    from pfml_core.lab.studies import Lab
+
+    assert Lab().grids() == []
     stored = data.store_upload("mine.npz", _npz_bytes(runs_dir.parent), runs_dir / data.UPLOADS)
     at.text_input(key=f"{page}_path").set_value(stored.name)
     at.text_input(key=f"{page}_seeds").set_value("0")
     at.number_input(key=f"{page}_epochs").set_value(1)
     at.button[0].click().run()
     assert not at.exception and not at.error
-    (grid,) = Store().grids()
+    (grid,) = Lab().grids()
     assert grid["spec"]["data"] == str(stored.resolve())
-    wait_for(lambda: Store().grid(grid["id"])["status"] not in ("queued", "running"), 120,
+    wait_for(lambda: Lab().grid(grid["id"])["status"] not in ("queued", "running"), 120,
              "grid finished")
     at.run()
     (label,) = at.selectbox(key=f"{page}_grid").options
@@ -206,8 +200,7 @@ def test_lab_pages_open_no_server_path(runs_dir, fake_trainer, page):
 # --- 3. markdown injection --------------------------------------------------------------
 
 def test_plain_escapes_every_markdown_construct():
-    hostile = "![x](http://HOST/t.png) [Click here](https://evil.example) <b>x</b> $x^2$ " \
-              ":red[boo] **bold** www.evil.example"
+    hostile = af.MARKDOWN
     out = safe.plain(hostile)
     unescaped = re.sub(r"\\.", "", out)  # what is left once every escaped character is gone
     assert not set(unescaped) & set("![]()<>$*:`_")
@@ -220,24 +213,24 @@ def test_plain_escapes_every_markdown_construct():
 # --- 7. uncaught errors -----------------------------------------------------------------
 
 def test_npy_renamed_npz_is_one_line(tmp_path):
-    np.save(tmp_path / "x.npy", np.zeros((4, 2)))
-    os.replace(tmp_path / "x.npy", tmp_path / "x.npz")
     with pytest.raises(ValueError, match=r"^x\.npz is a single \.npy array renamed \.npz"):
-        data.load_dataset(str(tmp_path / "x.npz"))
+        data.load_dataset(str(af.renamed_npy(tmp_path)))
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated"])
 def test_damaged_store_is_kept_aside_and_a_fresh_one_started(tmp_path, how):
-    path = af.damaged_store(tmp_path / "lab.sqlite", how)
+    from pfml_core.lab import grid
+    from pfml_core.lab.studies import Lab
+
+    path = af.damaged_store(tmp_path / "studies.sqlite", how)
     before = path.read_bytes()
-    s = Store(path)
+    s = Lab(f"sqlite:///{path}")
     assert s.recovered is not None and s.recovered.read_bytes() == before  # kept, untouched
-    assert s.recovered.name.startswith("lab.sqlite.damaged-")
-    assert s.grids() == [] and s.create_grid("noise", {}, [({}, {})]) == 1
-    s.close()
-    again = Store(path)  # the fresh store is sound: nothing more is moved aside
+    assert s.recovered.name.startswith("studies.sqlite.damaged-")
+    assert s.grids() == [] and s.create_grid("noise", grid.noise_grid("digits", ["pfml"], [0.0], [0])) == 1
+    again = Lab(f"sqlite:///{path}")  # the fresh store is sound: nothing more is moved aside
     assert again.recovered is None and len(again.grids()) == 1
-    assert sorted(p.name for p in tmp_path.glob("lab.sqlite.damaged-*")) == [s.recovered.name]
+    assert sorted(p.name for p in tmp_path.glob("studies.sqlite.damaged-*")) == [s.recovered.name]
 
 
 def test_cli_on_a_damaged_store_is_one_line(tmp_path, capsys):
@@ -254,8 +247,8 @@ def test_cli_on_a_damaged_store_is_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_lab_page_on_a_damaged_store_warns_once(runs_dir):
-    runs_dir.mkdir(parents=True)
-    af.damaged_store(runs_dir / "lab.sqlite")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    af.damaged_store(runs_dir / "studies.sqlite")
     at = AppTest.from_file("../pages/noise_lab.py", default_timeout=60).run()
     assert not at.exception
     assert [w.value for w in at.warning if "damaged" in w.value] == [
@@ -266,18 +259,23 @@ def test_lab_page_on_a_damaged_store_warns_once(runs_dir):
 
 @pytest.mark.slow
 def test_failed_run_errors_show_one_line_without_server_paths(runs_dir):
-    s = Store()
-    gid = s.create_grid("noise", {"data": "digits", "losses": ["pfml"]},
-                        [({"loss": "pfml", "noise": 0.0, "seed": 0}, {"seed": 0})])
-    run = s.claim_next(gid, os.getpid())
-    s.end_run(run["id"], "failed", error="FileNotFoundError: [Errno 2] No such file: "
-              "'/srv/pfml/runs/x/embeddings.tmp.npz'\nTraceback (most recent call last):\n"
-              '  File "/srv/pfml/pfml_core/training/engine.py", line 1')
-    s.finalize_grid(gid)
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+
+    from pfml_core.lab import grid
+    from pfml_core.lab.studies import Lab
+
+    s = Lab()
+    gid = s.create_grid("noise", grid.noise_grid("digits", ["pfml"], [0.0], [0]))
+    trial = s.study(gid).ask({"loss": CategoricalDistribution(["pfml"])})
+    trial.set_user_attr("error", "FileNotFoundError: [Errno 2] No such file: "
+                        "'/srv/pfml/runs/x/embeddings.tmp.npz'\nTraceback (most recent call last):\n"
+                        '  File "/srv/pfml/pfml_core/training/engine.py", line 1')
+    s.study(gid).tell(trial, state=TrialState.FAIL)
     at = AppTest.from_file("../pages/noise_lab.py", default_timeout=60).run()
     assert not at.exception
     (err,) = [e.value for e in at.error if "failed" in e.value]
-    assert err == (f"run {run['id']} failed: FileNotFoundError\\: \\[Errno 2\\] No such file\\: "
+    assert err == (f"run {trial._trial_id} failed: FileNotFoundError\\: \\[Errno 2\\] No such file\\: "
                    "\\'embeddings\\.tmp\\.npz\\'")
     shown = [d.value for d in at.dataframe if "error" in d.value]
     assert shown and all(list(d["error"]) == ["FileNotFoundError: [Errno 2] No such file: "
@@ -287,15 +285,12 @@ def test_failed_run_errors_show_one_line_without_server_paths(runs_dir):
 # --- 8. silent wrong results ------------------------------------------------------------
 
 def test_values_that_overflow_float32_are_refused(tmp_path):
-    X = np.ones((8, 2))
-    X[3, 1] = 1e300  # finite in float64, inf in float32
-    f = af.features_npz(tmp_path / "big.npz", X, np.arange(8) % 4)
-    with pytest.raises(ValueError, match=r"big\.npz: X has 1 value\(s\) beyond float32's range"):
-        data.load_dataset(str(f))
+    with pytest.raises(ValueError, match=r"overflow\.npz: X has 1 value\(s\) beyond float32's range"):
+        data.load_dataset(str(af.overflow_npz(tmp_path)))
 
 
-def test_data_too_small_for_recall_is_refused():
-    one_each = data.Dataset(np.eye(6, dtype=np.float32), np.arange(6), list("abcdef"), "features")
+def test_data_too_small_for_recall_is_refused(tmp_path):
+    one_each = data.load_dataset(str(af.one_per_class_npz(tmp_path)))
     with pytest.raises(ValueError, match=r"zero-shot split.*at least 2 held-out samples per "
                                          r"class.*3 of 3 held-out classes have fewer"):
         data.split(one_each, "zero-shot")
@@ -307,14 +302,14 @@ def test_data_too_small_for_recall_is_refused():
 
 
 def test_empty_batch_to_the_loss_is_a_value_error():
-    loss = PotentialFieldLoss(num_classes=3, embedding_size=4, proxies_per_class=2)
     with pytest.raises(ValueError, match=r"empty batch \(shape \(0, 4\)\)"):
-        loss(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
-    assert torch.isfinite(loss(torch.randn(3, 4), torch.tensor([0, 1, 2])))
+        af.loss_on_empty_batch()
+    loss = PotentialFieldLoss(num_classes=3, embedding_size=4, proxies_per_class=2)
+    assert torch.isfinite(loss(torch.randn(3, 4), torch.tensor([0, 1, 2])))  # one sample is enough
 
 
 def test_repeated_url_key_gets_a_notice():
-    values, _, notices = url_state.parse({"pg_alpha": ["2.5", "4"], "pg_delta": ["0.2"]})
+    values, _, notices = url_state.parse(af.REPEATED_KEY)
     assert values["alpha"] == 4.0 and values["delta"] == 0.2
     assert notices == ["URL key pg_alpha is given 2 times; using the last, `4`."]
 
@@ -331,7 +326,7 @@ def _npz_bytes(tmp_path, y=None) -> bytes:
 
 def test_uploads_are_checked_before_they_are_kept(uploads):
     with pytest.raises(ValueError, match=r"^my_data\.csv needs a header row"):
-        data.store_upload("my data.csv", b"1,2\n3,4\n", uploads)
+        data.store_upload(*af.HEADERLESS_UPLOAD, uploads)
     with pytest.raises(ValueError, match=r"^evil\.npz is a single \.npy array"):
         data.store_upload("../../evil.npz", b"\x93NUMPY" + bytes(100), uploads)
     assert list(uploads.iterdir()) == []  # nothing kept, not even the checking folder

@@ -1,7 +1,7 @@
 """Every hostile input of a shared classroom server in one table (pytest -m abuse -s shows
 it): input, outcome, the child's peak memory, time, and whether its message leaked a path
 or planted content. Each runs in a forked child (tests/abuse_files.measure); none may crash,
-pass 1 GiB, or leak. The inputs of each kind are tested in detail in the other abuse tests."""
+pass 1 GiB, or leak. Inputs shared with tests/test_abuse.py come from tests/abuse_files.py."""
 from __future__ import annotations
 
 import os
@@ -16,7 +16,7 @@ from tests import abuse_files as af
 
 pytestmark = pytest.mark.abuse
 MAX_PEAK_MIB = 1024
-PLANTED = ("hunter2", "![x]", "HOST", "PackageKit", "1.25")  # content that must never show
+PLANTED = (*af.PLANTED, *af.SERVER_NAMES)  # content that must never show
 
 
 def _zip_entries(path: Path, n: int) -> Path:
@@ -44,26 +44,18 @@ def _split(path: str) -> str:
     return f"split {len(train.y)} / {len(test.y)}"
 
 
-def _loss_on_empty_batch() -> str:
-    import torch
-
-    from pfml_core.physics import PotentialFieldLoss
-
-    return str(PotentialFieldLoss(4, 8, 2)(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)))
-
-
 def _repeated_key() -> str:
     from pfml_core.playground import url_state
 
-    _, _, notices = url_state.parse({"pg_alpha": ["2.5", "4"]})
+    _, _, notices = url_state.parse(af.REPEATED_KEY)
     assert notices, "no notice: the first value was dropped silently"
     return f"notice: {notices[0]}"
 
 
 def _damaged_store(path: Path) -> str:
-    from pfml_core.lab.store import Store
+    from pfml_core.lab.studies import Lab
 
-    s = Store(path)
+    s = Lab(f"sqlite:///{path}")
     kept = getattr(s, "recovered", None)
     return f"moved aside as {kept.name}, fresh store with {len(s.grids())} grids" if kept \
         else "opened"
@@ -126,10 +118,11 @@ def _names_in_the_map(names: list[str]) -> str:
 
 
 def _grid_over_budget(path: Path) -> str:
-    from pfml_core.lab.store import Store
+    from pfml_core.lab import grid
+    from pfml_core.lab.studies import Lab
 
-    cfg = {"epochs": 500, "data": "digits"}
-    Store(path).create_grid("sweep", {}, [({"seed": i}, cfg) for i in range(500)], owner="a" * 32)
+    spec = grid.noise_grid("digits", ["pfml"], [0.0], list(range(500)), base={"epochs": 500})
+    Lab(f"sqlite:///{path}").create_grid("noise", spec, owner="a" * 32)
     return "queued"
 
 
@@ -225,52 +218,36 @@ def issue_18_cases(tmp: Path) -> list[tuple[str, str, object, tuple]]:
 
 def cases(tmp: Path) -> list[tuple[str, str, object, tuple]]:
     """(input, expected outcome, function, args)."""
-    np.save(tmp / "one.npy", np.zeros((4, 2)))
-    os.replace(tmp / "one.npy", tmp / "renamed.npz")
-    X = np.ones((8, 2))
-    X[0, 0] = 1e300
-    (tmp / "headerless.csv").write_text("1.25,hunter2,0\n3.5,x,1\n")
-    (tmp / "header.csv").write_text("![x](http://HOST/t.png),b\n1,2\n")
-    root = tmp / "root"
-    af.image_folder(root / "pets")
-    (root / "escape").symlink_to("/etc")
-    uploads = tmp / "runs" / "_uploads"
-    uploads.mkdir(parents=True)
-    big_png = af.image_zip(tmp / "13k.zip", {"set/cats/big.png": af.png_claiming(13_000, 13_000)})
-    hostile = "![x](http://HOST/t.png) [a](https://e.x)"
-    entry = af.image_zip(tmp / "e.zip", {"set/cats/x.png": bytes(65 * 2**20)})
+    root, uploads = af.data_root(tmp), af.uploads_folder(tmp)
+    csvs = {name: str(path) for name, path in af.planted_csvs(tmp).items()}
+    paths = [(f"app path {ref}", "refused", _ref, (ref, uploads, root))
+             for ref in (*af.ABSOLUTE_PATHS, af.DOTDOT_PATH, af.ESCAPE_LINK)]
     return [
         ("control: a zip of 6 small images", "ok", _load, (str(af.image_zip(tmp / "ok.zip")),)),
-        ("zip: a 13,000 x 13,000 PNG (0.8 GiB decoded)", "refused", _load, (str(big_png),)),
-        ("zip: one entry of 65 MiB", "refused", _load, (str(entry),)),
+        ("zip: a 13,000 x 13,000 PNG (0.8 GiB decoded)", "refused", _load, (str(af.huge_png_zip(tmp)),)),
+        ("zip: one entry of 65 MiB", "refused", _load, (str(af.big_entry_zip(tmp)),)),
         ("zip: 120,000 entries", "refused", _load, (str(_zip_entries(tmp / "n.zip", 120_000)),)),
-        (".npz: header claims shape (2**40, 4)", "refused", _load,
-         (str(af.npz_claiming(tmp / "f.npz", (2**40, 4), data_bytes=64)),)),
-        (".npz: header claims (2**27, 1), 1 GiB", "refused", _load,
-         (str(af.npz_claiming(tmp / "z.npz", (2**27, 1), data_bytes=64)),)),
-        (".npy renamed .npz", "refused", _load, (str(tmp / "renamed.npz"),)),
+        (".npz: header claims shape (2**40, 4)", "refused", _load, (str(af.forged_npz(tmp)),)),
+        (".npz: header claims (2**27, 1), 1 GiB", "refused", _load, (str(af.zeros_npz(tmp)),)),
+        (".npy renamed .npz", "refused", _load, (str(af.renamed_npy(tmp)),)),
         (".csv 80 MiB of '0,' (320 MiB parsed)", "refused", _load,
          (str(_csv_bomb(tmp / "b.csv", 80)),)),
-        ("headerless .csv (first row is data)", "refused", _load, (str(tmp / "headerless.csv"),)),
-        (".csv header ![x](http://HOST/t.png)", "refused", _load, (str(tmp / "header.csv"),)),
-        ("X holding 1e300 (inf in float32)", "refused", _load,
-         (str(af.features_npz(tmp / "big.npz", X, np.arange(8) % 4)),)),
-        ("one sample per class, zero-shot", "refused", _split,
-         (str(af.features_npz(tmp / "one.npz", np.eye(6), np.arange(6))),)),
-        ("empty batch to the loss", "refused", _loss_on_empty_batch, ()),
+        ("headerless .csv (first row is data)", "refused", _load, (csvs["headerless.csv"],)),
+        (".csv of words", "refused", _load, (csvs["words.csv"],)),
+        (".csv header ![x](http://HOST/t.png)", "refused", _load, (csvs["header.csv"],)),
+        ("X holding 1e300 (inf in float32)", "refused", _load, (str(af.overflow_npz(tmp)),)),
+        ("one sample per class, zero-shot", "refused", _split, (str(af.one_per_class_npz(tmp)),)),
+        ("empty batch to the loss", "refused", af.loss_on_empty_batch, ()),
         ("URL ?pg_alpha=2.5&pg_alpha=4", "ok", _repeated_key, ()),
-        ("app path /etc", "refused", _ref, ("/etc", uploads, root)),
-        ("app path /no/such/dir", "refused", _ref, ("/no/such/dir", uploads, root)),
-        ("app path ../../etc", "refused", _ref, ("../../etc", uploads, root)),
-        ("app path escape/passwd (link to /etc)", "refused", _ref, ("escape/passwd", uploads, root)),
+        *paths,
         ("app path pets (under the data root)", "ok", _ref, ("pets", uploads, root)),
         ("app path pets, no data root set", "refused", _ref, ("pets", uploads, None)),
-        ("upload: headerless .csv", "refused", _upload, ("mine.csv", b"1.25,hunter2\n3,4\n", uploads)),
+        ("upload: headerless .csv", "refused", _upload, (*af.HEADERLESS_UPLOAD, uploads)),
         ("lab.sqlite overwritten with text", "ok", _damaged_store,
          (af.damaged_store(tmp / "a.sqlite"),)),
         ("lab.sqlite truncated", "ok", _damaged_store,
          (af.damaged_store(tmp / "b.sqlite", "truncated"),)),
-        (f"error text {hostile}", "ok", _markdown, (hostile,)),
+        ("error text with Markdown, links, HTML", "ok", _markdown, (af.MARKDOWN,)),
     ] + issue_18_cases(tmp)
 
 

@@ -108,12 +108,15 @@ def test_bad_loss_params_json():
         _config("--loss-params", "{alpha: 3}")
 
 
-def test_one_entry_point_and_a_hidden_worker_command():
+def test_one_entry_point_and_a_worker_any_machine_can_start():
     import pfml_core.lab.commands
     import pfml_core.lab.worker
 
     assert not hasattr(pfml_core.lab.commands, "main") and not hasattr(pfml_core.lab.worker, "main")
     parser = cli.build_parser()
-    assert "lab-worker" not in parser.format_help()
-    args = parser.parse_args(["lab-worker", "7", "--store", "s.sqlite", "--train-fn", "m:f"])
-    assert (args.grid_id, args.store, args.train_fn) == (7, "s.sqlite", "m:f")
+    assert "lab-worker" in parser.format_help() and "--train-fn" not in parser.format_help()
+    args = parser.parse_args(["lab-worker", "--study", "noise-1", "--storage", "sqlite:///s.sqlite",
+                              "--train-fn", "m:f"])
+    assert (args.study, args.storage, args.train_fn) == ("noise-1", "sqlite:///s.sqlite", "m:f")
+
+

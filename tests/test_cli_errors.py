@@ -1,6 +1,6 @@
 """The CLI's faults (issue 18, item 7): each is one line on stderr and exit code 2, nothing
-is written, only a damaged SQLite store is ever moved aside, and a run that fails before
-its first epoch leaves no folder of its own behind."""
+is written, only a damaged SQLite store is ever moved aside (a one-line note), and a run that
+fails before its first epoch leaves no folder of its own behind."""
 from __future__ import annotations
 
 import errno
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from pfml_core import cli
-from pfml_core.lab import commands, grid
-from pfml_core.lab.store import Store
+from pfml_core.lab import commands, grid, worker
+from pfml_core.lab.studies import Lab
 from pfml_core.training import engine, run_folder
 from pfml_core.training.config import TrainConfig
 
@@ -31,12 +31,20 @@ def _fails(capsys, *argv) -> str:
     return err
 
 
+def _lab(path: Path) -> Lab:
+    """An Optuna storage in a SQLite file (created now, empty)."""
+    return Lab(f"sqlite:///{path}")
+
+
 def test_lab_export_of_an_unknown_grid_writes_nothing(tmp_path, capsys):
-    Store(tmp_path / "s.sqlite").close()
-    err = _fails(capsys, "lab-export", "999", str(tmp_path / "out.csv"), "--store",
-                 str(tmp_path / "s.sqlite"))
-    assert "grid_id 999 is not in the store s.sqlite" in err
+    _lab(tmp_path / "s.sqlite")
+    for grid_id in ("999", "noise-20990101-000000-abcdef"):  # an id or a study name
+        err = _fails(capsys, "lab-export", grid_id, str(tmp_path / "out.csv"), "--store",
+                     str(tmp_path / "s.sqlite"))
+        assert err == f"error: grid '{grid_id}' is not in the lab's storage\n"
     assert not (tmp_path / "out.csv").exists()
+    err = _fails(capsys, "lab-cancel", "999", "--storage", f"sqlite:///{tmp_path / 's.sqlite'}")
+    assert err == "error: grid '999' is not in the lab's storage\n"
 
 
 def test_lab_export_without_a_store_creates_none(tmp_path, capsys):
@@ -55,12 +63,21 @@ def test_a_file_that_is_no_store_is_left_alone(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing beside it
 
 
-def test_a_damaged_sqlite_file_is_still_moved_aside(tmp_path):
+def test_a_damaged_sqlite_file_is_still_moved_aside(tmp_path, capsys):
     path = tmp_path / "lab.db"
-    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)  # SQLite's header, then garbage
-    store = Store(path)
-    assert store.recovered is not None and store.recovered.read_bytes().startswith(b"SQLite")
-    assert store.grids() == []
+    damaged = b"SQLite format 3\x00" + b"\xff" * 4000  # SQLite's header, then garbage
+    path.write_bytes(damaged)
+    store = _lab(path)
+    assert store.recovered is not None and store.recovered.read_bytes() == damaged  # kept whole
+    assert store.grids() == [] and path.exists()  # a fresh store in its place
+    other = tmp_path / "cli.db"
+    other.write_bytes(damaged)
+    assert cli.main(["lab-cancel", "1", "--store", str(other)]) == 2
+    note, err = capsys.readouterr().err.splitlines()
+    (kept,) = tmp_path.glob("cli.db.damaged-*")
+    assert note == (f"note: the run store was damaged; it is kept as {kept.name} and a fresh one "
+                    "was started") and kept.read_bytes() == damaged
+    assert err == "error: grid '1' is not in the lab's storage"
 
 
 def test_a_store_in_a_missing_folder_is_refused(tmp_path, capsys):
@@ -152,14 +169,14 @@ def test_sweep_names_the_flag_given(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
     err = _fails(capsys, "sweep", "--delta", "1e-300", "--data", "digits")
     assert "--delta must be at least 1e-6, got 1e-300" in err and "delta_rep" not in err
-    assert not (tmp_path / "lab.sqlite").exists()
+    assert sorted(tmp_path.iterdir()) == []  # no studies.sqlite: nothing half-created
 
 
 def test_seeds_past_numpy_range_are_refused_before_a_grid(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path))
     err = _fails(capsys, "sweep", "--seeds", str(2**32), "--data", "digits")
     assert "seeds must be an integer in [0, 4294967295], got 4294967296" in err
-    assert not (tmp_path / "lab.sqlite").exists()
+    assert sorted(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="seeds"):
         grid.noise_grid("digits", ["pfml"], [0.0], [2**32])
     with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 4294967295\]"):
@@ -194,10 +211,21 @@ def test_real_bugs_keep_their_traceback_and_messages_stay_one_line(capsys, monke
 
 @pytest.mark.slow  # a fresh interpreter: python -m pfml_core
 def test_fresh_interpreter_gives_one_line_and_exit_2(tmp_path):
-    Store(tmp_path / "s.sqlite").close()
+    _lab(tmp_path / "s.sqlite")
     proc = subprocess.run([sys.executable, "-m", "pfml_core", "lab-export", "999", "out.csv",
                            "--store", "s.sqlite"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr == "error: grid_id 999 is not in the store s.sqlite\n"
+    assert proc.stderr == "error: grid '999' is not in the lab's storage\n"
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_lab_export_reads_the_storage_given(tmp_path, capsys, monkeypatch):
+    from tests.lab_fakes import quick
+
+    monkeypatch.setenv("PFML_RUNS_DIR", str(tmp_path / "runs"))  # no default storage there
+    lab = _lab(tmp_path / "elsewhere.sqlite")
+    gid = lab.create_grid("noise", grid.noise_grid("digits", ["pfml"], [0.0], [0, 1], base={"epochs": 1}))
+    assert worker.run_grid(gid, lab, quick) == "done"
+    assert cli.main(["lab-export", str(gid), str(tmp_path / "o.csv"), "--storage", lab.url]) == 0
+    assert capsys.readouterr().out == f"wrote 2 rows to {tmp_path / 'o.csv'}\n"

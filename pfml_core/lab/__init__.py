@@ -1,7 +1,7 @@
-"""The label-noise lab and sweeps: grids of training runs, a SQLite store, background
-workers, per-run measurements (memorization curves, suspect labels), the default regime and
-the paper's tables to compare against."""
-from pfml_core.lab import check_labels, clean_export, cleaning, suspects, worker
+"""The label-noise lab and sweeps: grids of training runs as Optuna studies, workers on this
+server or any machine, per-run measurements (memorization curves, suspect labels), the
+sweep's decision, the default regime and the paper's tables to compare against."""
+from pfml_core.lab import best, check_labels, clean_export, cleaning, launch, migrate, suspects, worker
 from pfml_core.lab.grid import (
                                 MAX_RUNS,
                                 NOISE_AXES,
@@ -17,6 +17,7 @@ from pfml_core.lab.grid import (
                                 noise_grid,
                                 parse_list,
                                 runs_frame,
+                                size,
                                 sweep_grid,
 )
 from pfml_core.lab.measure import (
@@ -31,13 +32,13 @@ from pfml_core.lab.measure import (
 from pfml_core.lab.paper import ABLATIONS, AXIS_LABELS, NOISE_TABLE, ablation, noise_gain, noise_table
 from pfml_core.lab.regime import default_grid
 from pfml_core.lab.runtime import dataset, eta, train_class_names
-from pfml_core.lab.store import Store
+from pfml_core.lab.studies import STORAGE_ERRORS, Lab
 
 __all__ = ["ABLATIONS", "AXIS_LABELS", "CURVES", "DETECTION", "MEMORIZATION_NOTE", "MAX_RUNS", "NOISE_AXES",
            "NOISE_TABLE",
-           "REPORTED", "SWEEP_AXES", "Store", "ablation", "aggregate", "check_data",
+           "REPORTED", "STORAGE_ERRORS", "SWEEP_AXES", "Lab", "ablation", "aggregate", "check_data",
            "curves_frame", "curves_summary", "dataset", "default_grid", "detection_table", "eta", "export_csv",
            "export_curves", "gain", "gain_text", "grid_frame", "loss_names", "noise_gain", "noise_grid",
-           "noise_table", "parse_list", "runs_frame", "suspects", "sweep_grid",
+           "noise_table", "parse_list", "runs_frame", "size", "suspects", "sweep_grid",
            "check_labels", "clean_export", "cleaning",
-           "train_class_names", "worker"]
+           "train_class_names", "best", "launch", "migrate", "worker"]

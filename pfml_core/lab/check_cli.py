@@ -1,13 +1,27 @@
-"""`python -m pfml_core suspects --data FILE [--clean drop|relabel]`: check every label of a
-dataset (pfml_core.lab.check_labels), write every row ranked to a CSV, and optionally clean
-the top suspects, retrain and export the cleaned data in the file's own format
-(pfml_core.lab.cleaning, pfml_core.lab.clean_export)."""
+"""`python -m pfml_core suspects RUN_DIR` ranks a run folder's training labels;
+`suspects --data FILE [--clean drop|relabel]` checks every label of a dataset
+(pfml_core.lab.check_labels), writes every row ranked to a CSV, and optionally cleans the top
+suspects, retrains and exports the cleaned data in the file's own format."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-from pfml_core.lab import check_labels, clean_export, cleaning
+from pfml_core.lab import check_labels, clean_export, cleaning, suspects
+
+
+def add_parser(subparsers) -> None:
+    u = subparsers.add_parser("suspects", help="rank a run folder's training labels, most "
+                              "suspect first", description=suspects.__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    u.add_argument("run_dir", nargs="?", default=None,
+                   help="a run folder (python -m pfml_core train ... --out DIR); or --data")
+    u.add_argument("--top", type=int, default=None, help="rows to write (default: all)")
+    u.add_argument("--out", default="suspects.csv", help="CSV to write (default suspects.csv)")
+    u.add_argument("--window", default="peak", help="epochs averaged: peak | all | a number")
+    add_arguments(u)
+    u.set_defaults(func=run_suspects)
 
 
 def add_arguments(p) -> None:
@@ -70,3 +84,32 @@ def run(args) -> int:
         print(f"wrote the cleaned data ({int(keep.sum())} rows, {int((y != chk.data.y).sum())} "
               f"relabelled) to {cleaned}")
     return 0
+
+
+def run_suspects(args) -> int:
+    """Rank a run folder's training labels into a CSV; print the detection figures where
+    the run flipped labels itself (true labels known), cleanlab's beside them."""
+    if args.data is not None or args.run_dir is None:  # --data: every label of a dataset
+        return run(args)
+    if args.top is not None and args.top < 1:
+        raise ValueError(f"--top must be at least 1, got {args.top}")
+    window = args.window if args.window in ("peak", "all") else _window(args.window)
+    rm = suspects.from_run_folder(args.run_dir)
+    frame = suspects.table(rm, window)
+    n = suspects.write_csv(frame, args.out, args.top)
+    s = suspects.summary(rm, window)
+    print(f"wrote {n} of {len(frame)} training samples, most suspect first, to {args.out} "
+          f"(margin averaged over epochs 1-{s['suspect_epochs']}; cleanlab flags "
+          f"{s['cleanlab_issues']})")
+    if rm.known:
+        print(f"flipped labels: {int(rm.margins[-1].flipped.sum())}; AUROC margin "
+              f"{s['suspect_auroc']:.3f}, cleanlab {s['cleanlab_auroc']:.3f}; precision at "
+              f"that many: margin {s['suspect_precision']:.3f}, cleanlab {s['cleanlab_precision']:.3f}")
+    return 0
+
+
+def _window(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--window must be peak, all or a number of epochs, got {text!r}") from None

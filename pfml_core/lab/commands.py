@@ -1,17 +1,16 @@
 """The lab's commands, added to pfml_core.cli's parser: `noise-lab` and `sweep` run a grid
-in the foreground (or --background) into the store the app reads; `lab-resume GRID` runs a
-stopped grid's unfinished runs, as the app's Resume does; `lab-export GRID OUT.csv [--curves
-C.csv]` writes a stored grid's runs as CSV; `suspects RUN_DIR --top N --out suspects.csv`
-ranks a run folder's training labels."""
+(an Optuna study) here or --background; `lab-worker --study NAME --storage URL` joins one
+from any machine; `lab-resume`, `lab-export`, `lab-best`, `lab-cancel` and `lab-migrate`
+(pfml_core.lab.admin); `suspects` ranks a run folder's or a file's labels."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from pfml_core.lab import admin, check_cli, measure, regime, runtime, suspects, worker
+from pfml_core.lab import admin, check_cli, launch, measure, regime, runtime, worker
 from pfml_core.lab import grid as lab
-from pfml_core.lab.store import Store
+from pfml_core.lab.admin import open_lab, storage_flags
+from pfml_core.lab.studies import Lab
 
 SWEEP_BASE = {"epochs": 5, "model": "auto", "embedding_size": 64, "eval_subset": 1000}
 
@@ -36,7 +35,7 @@ def _common(p: argparse.ArgumentParser, seeds: str, base: dict) -> None:
                    help=f"(default {base['embedding_size']})")
     p.add_argument("--eval-subset", type=int, default=None, help=f"(default {base['eval_subset']})")
     p.add_argument("--device", default="auto")
-    p.add_argument("--store", default=None, help="SQLite store (default runs_dir()/lab.sqlite)")
+    storage_flags(p)
     p.add_argument("--background", action="store_true",
                    help="queue it for a background worker (PFML_MAX_LAB_WORKERS at a time) and return")
     p.add_argument("--export", default=None, metavar="OUT.csv", help="write the runs as CSV")
@@ -71,177 +70,147 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--delta", type=_floats, default=[0.2])
     s.add_argument("--delta-gap", type=_floats, default=[0.0], help="delta_rep - delta values")
     s.add_argument("--proxies", type=_ints, default=[5], help="proxies per class")
-    s.add_argument("--mode", choices=["grid", "random"], default="grid")
-    s.add_argument("--trials", type=int, default=10, help="random mode: number of draws")
+    s.add_argument("--mode", choices=["tpe", "random", "grid"], default="tpe",
+                   help="tpe (default, with a median pruner on per-epoch R@1), random, or grid")
+    s.add_argument("--trials", type=int, default=10, help="tpe and random: number of trials")
     s.add_argument("--noise", type=float, default=0.0)
     s.set_defaults(func=run_sweep)
     e = subparsers.add_parser("lab-export", help="write a stored grid's runs as CSV")
-    e.add_argument("grid_id", type=int)
+    e.add_argument("grid_id", help="the grid's id or study name")
     e.add_argument("out")
-    e.add_argument("--store", default=None)
+    storage_flags(e)
     e.add_argument("--curves", default=None, metavar="CURVES.csv",
                    help="also write the memorization curves (one row per run and epoch)")
     e.set_defaults(func=run_export)
     admin.add_parsers(subparsers)  # lab-cancel
     r = subparsers.add_parser("lab-resume", help="run a stopped grid's failed, cancelled and "
                               "unstarted runs (refused while its worker is alive)")
-    r.add_argument("grid_id", type=int)
-    r.add_argument("--store", default=None, help="SQLite store (default runs_dir()/lab.sqlite)")
+    r.add_argument("grid_id", help="the grid's id or study name")
+    storage_flags(r)
     r.add_argument("--background", action="store_true",
                    help="queue it for a background worker and return")
     r.add_argument("--train-fn", default=None, help=argparse.SUPPRESS)  # tests
     r.set_defaults(func=run_resume)
-    u = subparsers.add_parser("suspects", help="rank a run folder's training labels, most "
-                              "suspect first", description=suspects.__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    u.add_argument("run_dir", nargs="?", default=None,
-                   help="a run folder (python -m pfml_core train ... --out DIR); or --data")
-    u.add_argument("--top", type=int, default=None, help="rows to write (default: all)")
-    u.add_argument("--out", default="suspects.csv", help="CSV to write (default suspects.csv)")
-    u.add_argument("--window", default="peak", help="epochs averaged: peak | all | a number")
-    check_cli.add_arguments(u)
-    u.set_defaults(func=run_suspects)
-    w = subparsers.add_parser("lab-worker")  # no help=: hidden; started by worker.start
-    w.add_argument("grid_id", type=int)
-    w.add_argument("--store", default=None, help="SQLite store (default: runs_dir()/lab.sqlite)")
-    w.add_argument("--train-fn", default=None, help="package.module:function (tests)")
+    check_cli.add_parser(subparsers)  # suspects
+    w = subparsers.add_parser("lab-worker", help="join a grid's study from this machine and "
+                              "train its points until none is left")
+    w.add_argument("--study", required=True, help="the study name (the app and CLI show it)")
+    storage_flags(w)
+    w.add_argument("--train-fn", default=None, help=argparse.SUPPRESS)  # tests
     w.set_defaults(func=run_worker)
 
 
-def _store(path: str | None) -> Store:
-    """The store at path; a damaged file is kept aside and a fresh one started (one line)."""
-    store = Store(path)
-    if store.recovered:
-        print(f"note: the run store was damaged; it is kept as {store.recovered.name} and a "
-              "fresh one was started", file=sys.stderr, flush=True)
-    return store
-
-
-def _execute(kind: str, spec: dict, runs: list, args, axes: list[str]) -> int:
-    store = _store(args.store)
-    gid = store.create_grid(kind, spec, runs)
-    print(f"grid {gid}: {len(runs)} runs -> {store.path}", flush=True)
+def _execute(kind: str, spec: dict, args, axes: list[str]) -> int:
+    lab_ = open_lab(args)
+    gid = lab_.create_grid(kind, spec)
+    name = lab_.grid(gid)["name"]
+    print(f"grid {gid} (study {name}): {lab.size(spec)} runs -> {lab_.url}", flush=True)
     t0 = time.perf_counter()
     if args.background:
-        _queued(store, gid, worker.submit(gid, store))
+        _queued(lab_, gid, launch.submit(gid, lab_))
         return 0
-    status = _foreground(store, gid, worker.train_run)
-    frame = lab.grid_frame(store, gid)
+    status = _foreground(lab_, gid, None)
+    frame = lab.grid_frame(lab_, gid)
     table = lab.aggregate(frame, axes, ("R@1", "R@2", "seconds"))
     print(f"grid {gid}: {status} in {time.perf_counter() - t0:.0f} s\n"
           f"{table.to_string(index=False)}", flush=True)
-    _write(store, gid, args.export, getattr(args, "curves", None))
+    _write(lab_, gid, args.export, getattr(args, "curves", None))
     return 0 if status == "done" else 1
 
 
-def _queued(store: Store, gid: int, position: int | None) -> None:
+def _queued(lab_: Lab, gid: int, position: int | None) -> None:
+    g = lab_.grid(gid)
     if position is None:
-        print(f"worker pid {store.grid(gid)['pid']}", flush=True)
+        print(f"grid {gid}: started; join it from another machine with python -m pfml_core "
+              f"lab-worker --study {g['name']} --storage URL", flush=True)
     else:
         print(f"grid {gid}: queued (position {position}); it starts when a worker slot frees",
               flush=True)
 
 
-def _foreground(store: Store, gid: int, train_fn) -> str:
-    """Run the grid in this process, a line per run; then start queued grids (app or
-    --background) that waited for the slot this run held."""
-    runs = store.runs(gid)
-    parallel = store.grid(gid)["spec"].get("parallel", 1)
+def _foreground(lab_: Lab, gid: int, train_ref: str | None) -> str:
+    """Run the grid here (and in parallel - 1 more worker processes), a line per run."""
+    g = lab_.grid(gid)
+    total, parallel = lab.size(g["spec"]), int(g["spec"].get("parallel", 1))
+    helpers = launch.spawn(lab_, gid, parallel - 1, train_ref, detached=False)
+    lab_.set(gid, pid=[launch.me()] + [launch.me(p.pid) for p in helpers], launched=time.time())
 
-    def on_run(run, status):
-        r = next(x for x in store.runs(gid) if x["id"] == run["id"])
-        r1 = f" R@1={r['metrics']['R@1']:.3f}" if status == "done" else f" {r['error'] or ''}"[:200]
-        left = runtime.eta(store.runs(gid), time.time(), parallel)
+    def on_run(study, t) -> None:
+        runs = [r for r in lab_.runs(gid) if r["id"] is not None]
+        r = next(x for x in runs if x["id"] == t._trial_id)
+        said = (f" R@1={r['metrics']['R@1']:.3f}" if r["status"] in ("done", "pruned") and r["metrics"]
+                and "R@1" in r["metrics"] else f" {r['error'] or ''}"[:200])
+        left = runtime.eta(lab_.runs(gid), time.time(), parallel)
         eta = f" (about {left / 60:.1f} min left)" if left else ""
-        print(f"[{run['idx'] + 1}/{len(runs)}] {run['params']}: {status}{r1}{eta}", flush=True)
+        print(f"[{sum(x['status'] in ('done', 'pruned') for x in runs)}/{total}] {r['params']}: "
+              f"{r['status']}{said}{eta}", flush=True)
 
     try:
-        return worker.run_grid(gid, store, train_fn, on_run=on_run)
+        worker.run_grid(gid, lab_, worker.load_train_fn(train_ref), on_run=on_run)
     finally:
-        worker.dispatch(store)
+        for p in helpers:
+            p.wait()
+        lab_.set(gid, pid=None)  # this run is over: the grid's status is its trials' now
+        launch.dispatch(lab_)
+    return lab_.grid(gid)["status"]
 
 
 def run_resume(args) -> int:
-    """`lab-resume GRID`: requeue a stopped grid's failed and cancelled runs and run what is
-    left here (or queue it, --background); refused (one line, exit 2) for an unknown grid,
-    one whose worker is alive, one waiting in the queue and one with nothing left."""
-    store = _store(args.store)
+    """`lab-resume GRID`: queue copies of a stopped grid's failed and cancelled runs and run
+    what is left here (or --background); refused (one line, exit 2) for an unknown grid, one
+    that runs or waits, and one with nothing left."""
+    lab_ = open_lab(args)
     if args.background:
-        _queued(store, args.grid_id, worker.resume(args.grid_id, store, args.train_fn))
+        _queued(lab_, args.grid_id, launch.resume(args.grid_id, lab_, args.train_fn))
         return 0
-    left = worker.reopen(args.grid_id, store)
+    left = launch.reopen(args.grid_id, lab_)
     print(f"grid {args.grid_id}: resuming {left} runs", flush=True)
-    status = _foreground(store, args.grid_id, worker.load_train_fn(args.train_fn))
-    done = sum(r["status"] == "done" for r in store.runs(args.grid_id))
-    print(f"grid {args.grid_id}: {status} ({done} of {len(store.runs(args.grid_id))} runs done)")
+    status = _foreground(lab_, lab_.grid(args.grid_id)["id"], args.train_fn)
+    runs = [r for r in lab_.runs(args.grid_id) if r["id"] is not None]
+    done = sum(r["status"] == "done" for r in runs)
+    print(f"grid {args.grid_id}: {status} ({done} of {lab.size(lab_.grid(args.grid_id)['spec'])} runs done)")
     return 0 if status == "done" else 1
 
 
-def _write(store: Store, gid: int, runs_csv: str | None, curves_csv: str | None) -> None:
-    store.grid(gid)  # an unknown grid is an error, never an empty CSV
+def _write(lab_: Lab, gid, runs_csv: str | None, curves_csv: str | None) -> None:
+    gid = lab_.grid(gid)["id"]  # an unknown grid is an error, never an empty CSV
     if runs_csv:
-        print(f"wrote {lab.export_csv(store, gid, runs_csv)} rows to {runs_csv}")
+        print(f"wrote {lab.export_csv(lab_, gid, runs_csv)} rows to {runs_csv}")
     if curves_csv:
-        print(f"wrote {measure.export_curves(store, gid, curves_csv)} rows to {curves_csv}")
+        print(f"wrote {measure.export_curves(lab_, gid, curves_csv)} rows to {curves_csv}")
 
 
 def run_noise_lab(args) -> int:
     d = regime.default_grid(args.device)
     losses = d["losses"] if args.losses is None else [x for x in args.losses.split(",") if x]
-    spec, runs = lab.noise_grid(args.data, losses, d["noise_rates"] if args.noise is None else args.noise,
-                                d["seeds"] if args.seeds is None else args.seeds,
-                                base=_base(args, d["base"]), parallel=d["parallel"])
-    return _execute("noise", spec, runs, args, list(lab.NOISE_AXES))
+    spec = lab.noise_grid(args.data, losses, d["noise_rates"] if args.noise is None else args.noise,
+                          d["seeds"] if args.seeds is None else args.seeds,
+                          base=_base(args, d["base"]), parallel=d["parallel"])
+    return _execute("noise", spec, args, list(lab.NOISE_AXES))
 
 
 def run_sweep(args) -> int:
-    spec, runs = lab.sweep_grid(args.data, args.alpha, args.delta, args.delta_gap, args.proxies,
-                                args.seeds or [0], mode=args.mode, n_trials=args.trials,
-                                noise=args.noise, base=_base(args, SWEEP_BASE))
-    return _execute("sweep", spec, runs, args, list(lab.SWEEP_AXES))
+    spec = lab.sweep_grid(args.data, args.alpha, args.delta, args.delta_gap, args.proxies,
+                          args.seeds or [0], mode=args.mode, n_trials=args.trials,
+                          noise=args.noise, base=_base(args, SWEEP_BASE))
+    return _execute("sweep", spec, args, list(lab.SWEEP_AXES))
 
 
 def run_export(args) -> int:
-    _write(_store(args.store), args.grid_id, args.out, args.curves)
+    _write(open_lab(args), args.grid_id, args.out, args.curves)
     return 0
-
-
-def run_suspects(args) -> int:
-    """Rank a run folder's training labels into a CSV; print the detection figures where
-    the run flipped labels itself (true labels known), cleanlab's beside them."""
-    if args.data is not None or args.run_dir is None:  # --data: every label of a dataset
-        return check_cli.run(args)
-    if args.top is not None and args.top < 1:
-        raise ValueError(f"--top must be at least 1, got {args.top}")
-    window = args.window if args.window in ("peak", "all") else _window(args.window)
-    rm = suspects.from_run_folder(args.run_dir)
-    frame = suspects.table(rm, window)
-    n = suspects.write_csv(frame, args.out, args.top)
-    s = suspects.summary(rm, window)
-    print(f"wrote {n} of {len(frame)} training samples, most suspect first, to {args.out} "
-          f"(margin averaged over epochs 1-{s['suspect_epochs']}; cleanlab flags "
-          f"{s['cleanlab_issues']})")
-    if rm.known:
-        print(f"flipped labels: {int(rm.margins[-1].flipped.sum())}; AUROC margin "
-              f"{s['suspect_auroc']:.3f}, cleanlab {s['cleanlab_auroc']:.3f}; precision at "
-              f"that many: margin {s['suspect_precision']:.3f}, cleanlab {s['cleanlab_precision']:.3f}")
-    return 0
-
-
-def _window(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"--window must be peak, all or a number of epochs, got {text!r}") from None
 
 
 def run_worker(args) -> int:
-    """The body of a background worker: `python -m pfml_core lab-worker GRID --store PATH`;
-    when it ends, it starts the next queued grids (with its own --train-fn)."""
-    store = _store(args.store)
+    """`lab-worker --study NAME --storage URL`: train the study's points here until none is
+    left; then start the next grids this server queued."""
+    lab_ = open_lab(args)
+    g = lab_.grid(args.study)
     try:
-        status = worker.run_grid(args.grid_id, store, worker.load_train_fn(args.train_fn))
+        worker.run_grid(g["id"], lab_, worker.load_train_fn(args.train_fn))
     finally:
-        worker.dispatch(store, args.train_fn)
-    print(f"grid {args.grid_id}: {status}", flush=True)
+        launch.dispatch(lab_, args.train_fn)
+    counts = lab_.grid(g["id"])["counts"]
+    print(f"grid {g['id']} (study {g['name']}): this worker is done; the grid has "
+          + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), flush=True)
     return 0

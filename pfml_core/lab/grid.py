@@ -60,10 +60,9 @@ def loss_names() -> list[str]:
 
 
 def noise_grid(data: str, losses, noise_rates, seeds, base: dict | None = None,
-               loss_params: dict | None = None,
-               parallel: int = 1) -> tuple[dict, list[tuple[dict, dict]]]:
-    """losses x noise rates x seeds -> (spec, [(params, config)]). Rates are fractions in [0, 1).
-    parallel: runs trained at a time by the grid's worker (pfml_core.lab.worker)."""
+               loss_params: dict | None = None, parallel: int = 1) -> dict:
+    """losses x noise rates x seeds as a grid spec (rates are fractions in [0, 1)); every
+    point's TrainConfig is checked now. parallel: worker processes the grid gets."""
     check_data(data)
     losses = _nonempty("losses", losses)
     rates = [guards.check_range("noise_rates", r, 0.0, 0.95) for r in _nonempty("noise_rates", noise_rates)]
@@ -72,51 +71,62 @@ def noise_grid(data: str, losses, noise_rates, seeds, base: dict | None = None,
     for loss in losses:
         guards.check_choice("losses", loss, known)
     _check_size(len(losses) * len(rates) * len(seeds))
-    runs = [({"loss": loss, "noise": r, "seed": s},
-             _config(data, base, loss=loss, noise=r, seed=s, loss_params=dict(loss_params.get(loss, {}))))
-            for loss, r, s in itertools.product(losses, rates, seeds)]
-    spec = {"data": data, "losses": losses, "noise_rates": rates, "seeds": seeds,
-            "base": base or {}, "loss_params": loss_params,
+    spec = {"kind": "noise", "data": data, "mode": "grid", "base": base or {}, "loss_params": loss_params,
+            "space": {"loss": losses, "noise": rates, "seed": seeds},
             "parallel": guards.check_int("parallel", parallel, 1, 16)}
-    return spec, runs
-
-
-def _sweep_points(axes: dict[str, list], mode: str, n_trials: int, rng_seed: int) -> list[dict]:
-    """Grid: the Cartesian product. Random: n_trials draws, uniform within each axis' [min, max]."""
-    if mode == "grid":
-        return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    rng = np.random.default_rng(rng_seed)
-    points = []
-    for _ in range(guards.check_int("n_trials", n_trials, 1, MAX_RUNS)):
-        p = {k: float(rng.uniform(min(v), max(v))) for k, v in axes.items()}
-        lo, hi = min(axes["proxies_per_class"]), max(axes["proxies_per_class"])
-        p["proxies_per_class"] = int(rng.integers(lo, hi + 1))
-        points.append({k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()})
-    return points
+    return _checked(spec)
 
 
 def sweep_grid(data: str, alpha, delta, delta_gap=(0.0,), proxies_per_class=(5,), seeds=(0,),
-               mode: str = "grid", n_trials: int = 10, noise: float = 0.0,
-               base: dict | None = None, rng_seed: int = 0) -> tuple[dict, list[tuple[dict, dict]]]:
-    """PFML over alpha x delta x (delta_rep - delta) x proxies per class (x seeds)."""
+               mode: str = "tpe", n_trials: int = 10, noise: float = 0.0,
+               base: dict | None = None, parallel: int = 1) -> dict:
+    """PFML over alpha x delta x (delta_rep - delta) x proxies per class as a spec: every
+    point x seed (grid), or n_trials points drawn from the listed values by random search
+    or TPE (with a median pruner on per-epoch R@1), on the first seed."""
     check_data(data)
-    guards.check_choice("mode", mode, ("grid", "random"))
-    axes = {"alpha": [guards.check_positive("alpha", a) for a in _nonempty("alpha", alpha)],
-            "delta": [guards.check_positive("delta", d) for d in _nonempty("delta", delta)],
-            "delta_gap": [guards.check_range("delta_gap", g, 0.0, 2.0) for g in _nonempty("delta_gap", delta_gap)],
-            "proxies_per_class": [guards.check_int("proxies_per_class", int(m), 0, 100)
-                                  for m in _nonempty("proxies_per_class", proxies_per_class)]}
-    noise, seeds = guards.check_range("noise", noise, 0.0, 0.95), _seeds(seeds)
-    points = _sweep_points(axes, mode, n_trials, rng_seed)
-    _check_size(len(points) * len(seeds))
-    runs = []
-    for p, s in itertools.product(points, seeds):
-        lp = {"alpha": p["alpha"], "delta": p["delta"], "delta_rep": round(p["delta"] + p["delta_gap"], 6),
-              "proxies_per_class": p["proxies_per_class"]}
-        runs.append(({**p, "seed": s}, _config(data, base, loss="pfml", noise=noise, seed=s, loss_params=lp)))
-    spec = {"data": data, "mode": mode, "axes": axes, "seeds": seeds, "n_trials": n_trials,
-            "noise": noise, "base": base or {}}
-    return spec, runs
+    guards.check_choice("mode", mode, ("grid", "random", "tpe"))
+    space = {"alpha": [guards.check_positive("alpha", a) for a in _nonempty("alpha", alpha)],
+             "delta": [guards.check_positive("delta", d) for d in _nonempty("delta", delta)],
+             "delta_gap": [guards.check_range("delta_gap", g, 0.0, 2.0) for g in _nonempty("delta_gap", delta_gap)],
+             "proxies_per_class": [guards.check_int("proxies_per_class", int(m), 0, 100)
+                                   for m in _nonempty("proxies_per_class", proxies_per_class)]}
+    seeds = _seeds(seeds)
+    if mode == "grid":
+        space["seed"] = seeds
+    spec = {"kind": "sweep", "data": data, "mode": mode, "base": base or {}, "space": space,
+            "seed": seeds[0], "noise": guards.check_range("noise", noise, 0.0, 0.95),
+            "n_trials": guards.check_int("n_trials", n_trials, 1, MAX_RUNS),
+            "parallel": guards.check_int("parallel", parallel, 1, 16)}
+    _check_size(size(spec))
+    return _checked(spec)
+
+
+def size(spec: dict) -> int:
+    """Runs the grid asks for: every point of its space (grid), else n_trials."""
+    if spec.get("mode", "grid") == "grid":
+        return int(np.prod([len(v) for v in spec["space"].values()]))
+    return int(spec["n_trials"])
+
+
+def config_for(spec: dict, params: dict) -> dict:
+    """The TrainConfig dict of one point of the grid (a trial's params)."""
+    if spec["kind"] == "noise":
+        loss = params["loss"]
+        return _config(spec["data"], spec["base"], loss=loss, noise=params["noise"], seed=params["seed"],
+                       loss_params=dict(spec.get("loss_params", {}).get(loss, {})))
+    lp = {"alpha": params["alpha"], "delta": params["delta"],
+          "delta_rep": round(params["delta"] + params["delta_gap"], 6),
+          "proxies_per_class": params["proxies_per_class"]}
+    return _config(spec["data"], spec["base"], loss="pfml", noise=spec["noise"],
+                   seed=params.get("seed", spec.get("seed", 0)), loss_params=lp)
+
+
+def _checked(spec: dict) -> dict:
+    """The spec with the first point's config (what the budget and the pages read), after
+    every point's TrainConfig was checked (a bad value is refused before anything runs)."""
+    points = [dict(zip(spec["space"], combo)) for combo in itertools.product(*spec["space"].values())]
+    configs = [config_for(spec, {"seed": spec.get("seed", 0), **p}) for p in points[:MAX_RUNS]]
+    return {**spec, "config": configs[0]}
 
 
 def runs_frame(runs: list[dict]) -> pd.DataFrame:
@@ -148,7 +158,7 @@ def aggregate(frame: pd.DataFrame, by, metrics=("R@1", "R@2")) -> pd.DataFrame:
 
 def grid_frame(store, grid_id: int) -> pd.DataFrame:
     """The runs of one stored grid as a frame (what the pages show and CSV export writes)."""
-    return runs_frame(store.runs(grid_id))
+    return runs_frame([r for r in store.runs(grid_id) if r["id"] is not None])
 
 
 def export_csv(store, grid_id: int, path) -> int:

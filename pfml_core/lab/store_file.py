@@ -1,6 +1,6 @@
 """Opening the lab's SQLite file, and recovering when it is damaged (overwritten, truncated,
 corrupt): the file is moved aside, kept as NAME.damaged-STAMP-PID with its -wal/-shm files
-(never deleted), and a fresh store is started. Any other file is refused, never moved. One
+(never deleted), and Optuna starts a fresh one. Any other file is refused, never moved. One
 process at a time decides (a lock file beside the store), so two never move a fresh store."""
 from __future__ import annotations
 
@@ -12,44 +12,24 @@ from pathlib import Path
 
 from pfml_core.data.access import exclusive
 
-# Each store file this process found sound, with the (device, inode, size, mtime) it had
-# then: SQLite's quick_check reads every page (~25 ms for a 20 MB store), so it runs again
-# only once the file changed (in WAL mode the main file changes only at checkpoints).
-_SOUND: dict[str, tuple] = {}
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-class Damaged(Exception):
-    """The file is not a sound SQLite database."""
-
-
-def _signature(path: Path) -> tuple:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def connect(path: Path, schema: str) -> sqlite3.Connection:
-    """An open connection with `schema` in place; Damaged when the file is not a sound
-    database (SQLite's own quick_check, when the file changed since the last one)."""
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+def _sound(path: Path) -> bool:
+    """Whether the file is missing, empty or a sound SQLite database (its quick_check)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    with open(path, "rb") as f:
+        if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            return False
     try:
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(schema)
-        signature = _signature(path)
-        if _SOUND.get(str(path)) != signature:
-            if conn.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
-                raise Damaged("quick_check failed")
-            _SOUND[str(path)] = signature
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+        finally:
+            conn.close()
     except sqlite3.DatabaseError as e:
-        conn.close()
-        if getattr(e, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
-            raise Damaged(e.sqlite_errorname) from None
-        raise  # locked, read-only, ...: not damage, never a reason to move the file
-    except Damaged:
-        conn.close()
-        raise
-    return conn
+        return getattr(e, "sqlite_errorname", "") not in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 def meant_as_store(path: Path) -> bool:
@@ -73,17 +53,18 @@ def _lock(path: Path):
     return exclusive(path.with_name(path.name + ".lock"))
 
 
-def open_store(path: Path, schema: str) -> tuple[sqlite3.Connection, Path | None]:
-    """(connection, where a damaged file was moved or None)."""
-    try:
-        return connect(path, schema), None
-    except Damaged:
-        if not meant_as_store(path):
-            raise ValueError(f"{path} is not a lab store (not an SQLite file); it is left as "
-                             "it is: give a new file or a lab store") from None
-        with _lock(path):
-            try:  # another process may have recovered it meanwhile
-                return connect(path, schema), None
-            except Damaged:
-                aside = move_aside(path)
-                return connect(path, schema), aside
+def check_sqlite(url: str) -> Path | None:
+    """For a sqlite:/// URL to a damaged file: where it was kept (a fresh one follows);
+    None when sound or not SQLite. ValueError for a file that is no lab store."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url[len("sqlite:///"):])
+    if not path.parent.is_dir():
+        raise ValueError(f"the storage's folder {path.parent.name!r} does not exist: create it or fix the URL")
+    if _sound(path):
+        return None
+    if not meant_as_store(path):
+        raise ValueError(f"{path.name} is not a lab store (not an SQLite file); it is left as "
+                         "it is: give a new file or a lab store")
+    with exclusive(path.with_name(path.name + ".lock")):
+        return None if _sound(path) else move_aside(path)

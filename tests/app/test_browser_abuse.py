@@ -10,7 +10,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from pfml_core.lab.store import Store
+from pfml_core.lab import grid as lab_grid
+from pfml_core.lab import worker
+from pfml_core.lab.studies import Lab
 from tests.conftest import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.abuse]
@@ -19,7 +21,7 @@ EVIL_LINK = "[Click here to log in](https://evil.example)"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A server with a run store this test writes to; yields (url, runs folder)."""
+    """A server with a lab storage this test writes to; yields (url, runs folder)."""
     runs = tmp_path_factory.mktemp("abuse_runs")
     env = {k: v for k, v in os.environ.items() if k != "PFML_DATA_ROOT"}
     with serve_app(runs, tmp_path_factory.mktemp("abuse_logs") / "streamlit.log", env=env) as url:
@@ -52,13 +54,16 @@ def test_hostile_url_shows_as_text(server, page):
 def test_hostile_stored_error_shows_as_text(server, page):
     url, runs = server
     bait = f"![x]({url}/t.png) {EVIL_LINK} <img src='{url}/u.png'> :red[styled] $x^2$"
-    s = Store(runs / "lab.sqlite")
-    gid = s.create_grid("noise", {"data": "/srv/secret/place/data.csv", "losses": ["pfml"]},
-                        [({"loss": "pfml", "noise": 0.0, "seed": 0}, {"seed": 0})])
-    run = s.claim_next(gid, os.getpid())
-    s.end_run(run["id"], "failed", error=f"ValueError: data.csv: columns {bait}\nTraceback ...")
-    s.finalize_grid(gid)
-    s.close()
+    lab = Lab(f"sqlite:///{runs / 'studies.sqlite'}")  # the server's default storage
+    spec = lab_grid.noise_grid("digits", ["pfml"], [0.0], [0], base={"epochs": 1})
+    gid = lab.create_grid("noise", {**spec, "data": "/srv/secret/place/data.csv"})
+
+    def hostile(config, should_stop=None, on_epoch=None):  # what a worker stores of a run's error
+        raise ValueError(f"data.csv: columns {bait}")
+
+    assert worker.run_grid(gid, lab, hostile) == "failed"
+    (run,) = lab.runs(gid)
+    assert run["error"].startswith(f"ValueError: data.csv: columns {bait}\nTraceback")
     requests = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(f"{url}/noise_lab")

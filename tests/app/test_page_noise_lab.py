@@ -1,20 +1,23 @@
 """pages/noise_lab.py under AppTest: a tiny grid runs in a real background worker and its
-results show in the table and figures (R@1 vs noise, memorization curves, suspect labels as
-captioned images with the detection figures); the form starts from the default regime; an
-ETA shows while a grid runs; bad input is an st.error; Cancel stops a grid, and only the
-session that started it sees Cancel enabled; a queued grid shows its queue position; grids
-already in the store (a restarted app) are listed."""
+results show (R@1 vs noise, memorization curves, suspect labels as captioned images with the
+detection figures); the form starts from the default regime; an ETA shows while a grid runs;
+bad input is an st.error; only the session that started a grid may Cancel it, which stops its
+worker, and Resume queues what is left; a queued grid shows its queue position; grids already
+in the lab's storage (a restarted app) are listed."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pfml_core.lab import Lab, launch, regime
 from pfml_core.lab import grid as lab
-from pfml_core.lab import regime, worker
-from pfml_core.lab.store import Store
+from pfml_core.lab.procs import local_worker_alive, me
 from studio import lab_panel
 from tests.lab_fakes import EPOCHS, expected_r1
 from tests.lab_helpers import arr, traces, wait_for
@@ -57,10 +60,12 @@ def test_tiny_grid_runs_and_shows_results(runs_dir, fake_trainer):
     at.number_input(key="noise_batches").set_value(2)
     at.button[0].click().run()
     assert not at.exception and not at.error
-    (grid,) = Store().grids("noise")
-    wait_for(lambda: Store().grid(grid["id"])["status"] == "done", 150, "grid done")
+    (grid,) = Lab().grids("noise")
+    assert grid["owner"] == at.session_state["lab_owner"] and grid["spec"]["space"]["seed"] == [0, 1]
+    wait_for(lambda: Lab().grid(grid["id"])["status"] == "done", 150, "grid done")
     at.run()
-    runs = Store().runs(grid["id"])
+    runs = Lab().runs(grid["id"])
+    assert len(runs) == 8 and {r["status"] for r in runs} == {"done"}
     assert [r["metrics"]["R@1"] for r in runs] == [expected_r1(r["config"]) for r in runs]
     agg = frame_with(at, "R@1 mean").set_index(["loss", "noise"])
     for (loss, noise), row in agg.iterrows():
@@ -98,38 +103,76 @@ def test_bad_seeds_are_an_error_not_a_traceback(runs_dir):
     at.text_input(key="noise_seeds").set_value("0")
     at.multiselect(key="noise_losses").set_value([])
     at.button[0].click().run()
-    assert "losses" in at.error[0].value and Store().grids() == []
+    assert "losses" in at.error[0].value and Lab().grids() == []
+
+
+def _by_seed(s: Lab, gid: int) -> dict:
+    """{seed: status} of the grid's trials (placeholders of unasked points left out)."""
+    return {r["params"].get("seed"): r["status"] for r in s.runs(gid) if r["id"] is not None}
+
+
+@pytest.fixture
+def blocked(runs_dir):
+    """blocked(seeds, owner, epochs) -> (lab, grid id) once the grid's real worker (fake
+    training, tests.lab_fakes.blocking) finished seed 2 and runs seed 1 until stopped: the
+    grid sampler (seed 0) asks seed 2 first. A worker Cancel did not stop is killed after."""
+    workers = []
+
+    def start(seeds, owner=None, epochs=1):
+        s = Lab()
+        gid = s.create_grid("noise", lab.noise_grid("digits", ["pfml"], [0.0], seeds, base={"epochs": epochs}),
+                            owner=owner)
+        workers.extend(me(pid) for pid in launch.start(s, gid, "tests.lab_fakes:blocking"))
+        wait_for(lambda: _by_seed(s, gid) == {2: "done", 1: "running"}, 60, "seed 2 done, seed 1 running")
+        return s, gid
+
+    yield start
+    for w in workers:
+        if local_worker_alive([w]):
+            os.killpg(w[1], signal.SIGKILL)
 
 
 @pytest.mark.slow  # a background worker process
-def test_cancel_button_stops_a_running_grid(runs_dir):
-    s = Store()
-    spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [1, 2], base={"epochs": 1})
-    gid = s.create_grid("noise", spec, runs, owner="mine")
-    worker.start(gid, s, "tests.lab_fakes:blocking")  # seed 1 blocks until cancelled
-    wait_for(lambda: s.runs(gid)[0]["status"] == "running", 60, "run started")
+def test_cancel_button_stops_a_running_grid_and_resume_queues_the_rest(blocked, monkeypatch):
+    s, gid = blocked([1, 2], owner="mine")
     at = page(owner="mine")
     assert not at.button(key="noise_cancel").disabled
     at.button(key="noise_cancel").click().run()
     assert not at.exception
-    assert s.grid(gid)["status"] == "cancelled"
-    assert [r["status"] for r in s.runs(gid)] == ["cancelled", "cancelled"]
-    assert at.button(key="noise_resume")  # a stopped grid offers Resume
+    assert s.grid(gid)["status"] == "cancelled" and _by_seed(s, gid) == {2: "done", 1: "cancelled"}
+    wait_for(lambda: not local_worker_alive(s.grid(gid)["pid"]), 30, "the worker to end")
+    started = []  # Resume's worker: this process stands in for it (no training)
+    monkeypatch.setattr(launch, "start", lambda lab_, g, train_fn=None: started.append(g)
+                        or lab_.set(g, pid=[me()], launched=time.time()))
+    at.button(key="noise_resume").click().run()  # a stopped grid offers Resume
+    assert not at.exception and started == [gid] and s.grid(gid)["status"] == "running"
+    runs = s.runs(gid)  # the cancelled point waits again, as a trial; the finished run is kept
+    assert [(r["params"]["seed"], r["id"] is not None) for r in runs if r["status"] == "queued"] == [(1, True)]
+    assert [r["params"]["seed"] for r in runs if r["status"] == "done"] == [2]
+
+
+def _finished_grid(s: Lab, r1: float, r2: float) -> int:
+    """A one-run grid whose run finished with these R@1 and R@2 (no curves kept)."""
+    spec = lab.noise_grid("digits", ["triplet"], [0.2], [0], base={"epochs": 1})
+    gid = s.create_grid("noise", spec)
+    study = s.study(gid)  # (the grid's sampler would stop an optimize loop that is not there)
+    t = study.ask()
+    t.set_user_attr("config", lab.config_for(spec, {k: t.suggest_categorical(k, v) for k, v in spec["space"].items()}))
+    t.set_user_attr("metrics", {"R@1": r1, "R@2": r2})
+    study.tell(t, r1)
+    return gid
 
 
 def test_restarted_app_lists_stored_grids(runs_dir):
-    s = Store()
-    for _ in range(2):
-        spec, runs = lab.noise_grid("digits", ["triplet"], [0.2], [0], base={"epochs": 1})
-        gid = s.create_grid("noise", spec, runs)
-        r = s.claim_next(gid, 1)
-        s.end_run(r["id"], "done", {"R@1": 0.625, "R@2": 0.75})
-        s.finalize_grid(gid)
+    s = Lab()
+    first, gid = _finished_grid(s, 0.5, 0.6), _finished_grid(s, 0.625, 0.75)
     at = page()
     sb = at.selectbox(key="noise_grid")
     assert sb.options[0].startswith(f"#{gid} · digits · triplet · 1 runs") and len(sb.options) == 2
-    assert f"Grid #{gid}: **done**" in at.get("progress")[0].proto.text
+    assert sb.options[1].startswith(f"#{first} · digits · triplet · 1 runs")
+    assert f"Grid #{gid}: **done** — 1 done" in at.get("progress")[0].proto.text
     assert frame_with(at, "R@1 mean")["R@1 mean"].tolist() == [0.625]
+    assert frame_with(at, "R@2 mean")["R@2 mean"].tolist() == [0.75]
     assert any("Memorization curves appear once" in i.value for i in at.info)
 
 
@@ -144,17 +187,14 @@ def test_form_starts_from_the_default_regime(runs_dir):
 
 
 @pytest.mark.slow  # a background worker process
-def test_eta_shows_while_a_grid_runs(runs_dir):
-    s = Store()
-    spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [0, 1, 2], base={"epochs": 4})
-    gid = s.create_grid("noise", spec, runs)
-    worker.start(gid, s, "tests.lab_fakes:blocking")  # seed 0 done, seed 1 at epoch 1, blocking
-    wait_for(lambda: s.runs(gid)[1]["progress"] == 1, 60, "one epoch reported")
-    at = page()
-    text = at.get("progress")[0].proto.text
-    assert "1 done" in text and " left" in text
-    worker.cancel(gid, s)
-    assert " left" not in page().get("progress")[0].proto.text
+def test_eta_shows_while_a_grid_runs(blocked):
+    s, gid = blocked([0, 1, 2], epochs=4)  # seed 0 waits unasked
+    text = page().get("progress")[0].proto.text
+    assert f"Grid #{gid}: **running** — 1 done, 1 queued, 1 running · about " in text
+    assert text.endswith(" s left")  # the done run's pace: well under a minute
+    launch.cancel(gid, s)
+    text = page().get("progress")[0].proto.text
+    assert f"Grid #{gid}: **cancelled**" in text and " left" not in text
 
 
 def test_eta_text_by_hand():
@@ -167,49 +207,54 @@ def test_eta_text_by_hand():
     assert lab_panel.eta_text({**grid, "status": "done"}, runs, now=300.0) == ""
 
 
-def _running_grid(s: Store, owner: str) -> int:
-    """A grid whose worker is alive (a fresh heartbeat; its pid is nobody's to kill)."""
-    spec, runs = lab.noise_grid("digits", ["pfml"], [0.0], [0, 1], base={"epochs": 1})
-    gid = s.create_grid("noise", spec, runs, owner=owner)
-    assert s.mark_running(gid, 2**22 + 7)  # above any pid this machine hands out
-    s._conn.execute("UPDATE grids SET heartbeat=? WHERE id=?", (time.time() + 3600, gid))
-    return gid  # alive for the whole test, however slow the machine
+@pytest.fixture
+def alices_grid(runs_dir):
+    """(lab, grid id, worker): alice's grid of 2 runs, none asked for yet, whose worker (a
+    process in its own group, as launch.spawn's) is alive; killed after if Cancel did not."""
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    s = Lab()
+    gid = s.create_grid("noise", lab.noise_grid("digits", ["pfml"], [0.0], [0, 1], base={"epochs": 1}), owner="alice")
+    s.set(gid, pid=[me(proc.pid)], launched=time.time())
+    yield s, gid, proc
+    proc.kill()
+    proc.wait(10)
 
 
-def test_another_sessions_grid_shows_a_disabled_cancel(runs_dir):
-    s = Store()
-    gid = _running_grid(s, owner="alice")
+def test_another_sessions_grid_shows_a_disabled_cancel(alices_grid):
+    s, gid, live_worker = alices_grid
     at = page(owner="bob")
     cancel = at.button(key="noise_cancel")
     assert cancel.disabled and cancel.help == lab_panel.NOT_YOURS
-    assert f"Grid #{gid}: **running**" in at.get("progress")[0].proto.text
-    with pytest.raises(PermissionError):  # what the button would do, refused in the store too
-        worker.cancel(gid, s, owner="bob")
-    assert s.grid(gid)["status"] == "running"
+    assert f"Grid #{gid}: **running** — 2 queued" in at.get("progress")[0].proto.text
+    with pytest.raises(PermissionError):  # what the button would do, refused by launch too
+        launch.cancel(gid, s, owner="bob")
+    assert s.grid(gid)["status"] == "running" and live_worker.poll() is None
     at = page(owner="alice")
     assert not at.button(key="noise_cancel").disabled
     at.button(key="noise_cancel").click().run()
     assert not at.exception and s.grid(gid)["status"] == "cancelled"
+    assert live_worker.wait(10) == -signal.SIGTERM  # Cancel stopped the grid's worker
 
 
-def test_a_queued_grid_shows_its_position(runs_dir, monkeypatch):
+def test_a_queued_grid_shows_its_position(alices_grid, monkeypatch):
     monkeypatch.setenv("PFML_MAX_LAB_WORKERS", "1")
-    s = Store()
-    first = _running_grid(s, owner="alice")  # holds the one slot
-    waiting = []
-    for _ in range(2):
-        spec, runs = lab.noise_grid("digits", ["triplet"], [0.0], [0], base={"epochs": 1})
-        waiting.append(s.create_grid("noise", spec, runs, owner="bob"))
-        s.submit(waiting[-1])
+    started = []
+    monkeypatch.setattr(launch, "start", lambda lab_, gid, train_fn=None: started.append(gid) or [])
+    s, first, live_worker = alices_grid  # holds the one slot
+    spec = lab.noise_grid("digits", ["triplet"], [0.0], [0], base={"epochs": 1})
+    waiting = [s.create_grid("noise", spec, owner="bob") for _ in range(2)]
+    assert [launch.submit(g, s, owner="bob") for g in waiting] == [1, 2]
     at = page(owner="bob")  # the newest grid is picked: second in the queue
     assert not at.exception
     assert f"Grid #{waiting[1]}: **queued (position 2)** — 1 queued" in at.get("progress")[0].proto.text
     assert not at.button(key="noise_cancel").disabled  # bob's own grid, though not started
     at.selectbox(key="noise_grid").set_value(waiting[0]).run()
     assert f"Grid #{waiting[0]}: **queued (position 1)**" in at.get("progress")[0].proto.text
-    assert s.grid(first)["status"] == "running" and s.position(waiting[0]) == 1  # nothing started
+    assert s.grid(first)["status"] == "running" and launch.position(s, waiting[0]) == 1
+    assert started == []  # nothing started: the slot is taken
     at.button(key="noise_cancel").click().run()  # bob leaves the queue: the other moves up
-    assert s.grid(waiting[0])["status"] == "cancelled" and s.position(waiting[1]) == 1
+    assert s.grid(waiting[0])["status"] == "cancelled" and launch.position(s, waiting[1]) == 1
+    assert started == [] and live_worker.poll() is None  # alice's worker runs on
 
 
 PANEL = """

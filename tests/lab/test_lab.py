@@ -18,16 +18,24 @@ from tests.lab_helpers import arr, traces
 TINY = {"epochs": 1, "max_batches_per_epoch": 2}
 
 
+def _points(spec):
+    """Every point of a grid spec with its TrainConfig, as the worker's trials get them."""
+    return [(dict(zip(spec["space"], c)), lab.config_for(spec, dict(zip(spec["space"], c))))
+            for c in itertools.product(*spec["space"].values())]
+
+
 def test_noise_grid_is_the_full_product():
-    spec, runs = lab.noise_grid("digits", ["pfml", "triplet"], [0, 0.2, 0.4], [0, 1], base=TINY,
-                                loss_params={"pfml": {"alpha": 2.0}})
+    spec = lab.noise_grid("digits", ["pfml", "triplet"], [0, 0.2, 0.4], [0, 1], base=TINY,
+                          loss_params={"pfml": {"alpha": 2.0}})
+    runs = _points(spec)
     params = [(p["loss"], p["noise"], p["seed"]) for p, _ in runs]
     assert params == list(itertools.product(["pfml", "triplet"], [0.0, 0.2, 0.4], [0, 1]))
+    assert lab.size(spec) == 12 and spec["mode"] == "grid"
     for p, cfg in runs:
         assert (cfg["loss"], cfg["noise"], cfg["seed"], cfg["data"]) == (p["loss"], p["noise"], p["seed"], "digits")
         assert cfg["epochs"] == 1 and cfg["max_batches_per_epoch"] == 2
         assert cfg["loss_params"] == ({"alpha": 2.0} if p["loss"] == "pfml" else {})
-    assert json.loads(json.dumps(spec))["noise_rates"] == [0.0, 0.2, 0.4]
+    assert json.loads(json.dumps(spec))["space"]["noise"] == [0.0, 0.2, 0.4]
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -53,8 +61,9 @@ def test_bad_base_config_is_refused():
 
 
 def test_sweep_grid_sets_delta_rep_from_the_gap():
-    spec, runs = lab.sweep_grid("digits", [1, 3], [0.1, 0.2], [0.0, 0.05], [0, 5], seeds=[0], base=TINY)
-    assert len(runs) == 16 and spec["mode"] == "grid"
+    spec = lab.sweep_grid("digits", [1, 3], [0.1, 0.2], [0.0, 0.05], [0, 5], seeds=[0], mode="grid", base=TINY)
+    runs = _points(spec)
+    assert len(runs) == lab.size(spec) == 16
     for p, cfg in runs:
         lp = cfg["loss_params"]
         assert cfg["loss"] == "pfml"
@@ -62,16 +71,12 @@ def test_sweep_grid_sets_delta_rep_from_the_gap():
         assert lp["delta_rep"] == pytest.approx(p["delta"] + p["delta_gap"])
 
 
-def test_random_sweep_draws_within_ranges_reproducibly():
-    args = ("digits", [1, 5], [0.1, 0.3], [0, 0.1], [2, 8])
-    _, a = lab.sweep_grid(*args, mode="random", n_trials=20, base=TINY, rng_seed=3)
-    _, b = lab.sweep_grid(*args, mode="random", n_trials=20, base=TINY, rng_seed=3)
-    assert [p for p, _ in a] == [p for p, _ in b] and len(a) == 20
-    ps = pd.DataFrame([p for p, _ in a])
-    assert ps["alpha"].between(1, 5).all() and ps["delta"].between(0.1, 0.3).all()
-    assert ps["proxies_per_class"].isin(range(2, 9)).all() and ps["alpha"].nunique() > 10
+def test_searches_draw_n_trials_from_the_listed_values_on_the_first_seed():
+    spec = lab.sweep_grid("digits", [1, 5], [0.1, 0.3], [0, 0.1], [2, 8], seeds=[4, 5], n_trials=7, base=TINY)
+    assert spec["mode"] == "tpe" and lab.size(spec) == 7 and "seed" not in spec["space"]
+    assert lab.config_for(spec, {"alpha": 5, "delta": 0.1, "delta_gap": 0.1, "proxies_per_class": 2})["seed"] == 4
     with pytest.raises(ValueError, match="mode"):
-        lab.sweep_grid(*args, mode="bayes")
+        lab.sweep_grid("digits", [1], [0.1], mode="bayes")
     with pytest.raises(ValueError, match="alpha"):
         lab.sweep_grid("digits", [0], [0.2])
 
@@ -251,8 +256,9 @@ def test_default_grid_is_the_stated_regime():
     assert d["base"] == {"model": "mlp", "epochs": lab_regime.EPOCHS, "embedding_size": 64,
                          "eval_subset": 1000, "device": "cpu"}
     assert d["kind"] == "cpu" and 1 <= d["parallel"] <= 4 and str(lab_regime.EPOCHS) in d["why"]
-    spec, runs = lab.noise_grid(d["data"], d["losses"], d["noise_rates"], d["seeds"],
-                                base=d["base"], parallel=d["parallel"])
+    spec = lab.noise_grid(d["data"], d["losses"], d["noise_rates"], d["seeds"],
+                          base=d["base"], parallel=d["parallel"])
+    runs = _points(spec)
     assert len(runs) == 12 and spec["parallel"] == d["parallel"]
     assert all(cfg["model"] == "mlp" and cfg["epochs"] == lab_regime.EPOCHS for _, cfg in runs)
     with pytest.raises(ValueError, match="parallel"):
