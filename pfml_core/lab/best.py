@@ -9,8 +9,6 @@ import shlex
 import numpy as np
 import pandas as pd
 
-from pfml_core.lab.grid import runs_frame
-
 LOSS_FLAGS = ("alpha", "delta", "delta_rep", "proxies_per_class", "margin")
 
 
@@ -35,27 +33,31 @@ def train_command(config: dict) -> str:
 
 
 def settings(runs: list[dict], axes) -> pd.DataFrame:
-    """Per setting (the axes that vary, seeds pooled): R@1 mean, its spread over seeds (sample
-    std, NaN for one seed), n, gap to the best mean, and `tied`: the gap is within the larger
-    spread of the two (one seed: no spread, nothing is tied)."""
-    frame = runs_frame([r for r in runs if r["id"] is not None])
-    axes = [a for a in axes if a in frame and a != "seed"]
-    if frame.empty or "R@1" not in frame or not axes:
-        return pd.DataFrame(columns=[*axes, "R@1 mean", "R@1 spread", "n", "gap", "tied", "best"])
-    done = frame[frame["status"] == "done"]
-    g = done.groupby(axes)["R@1"]
+    """Per setting (the axes that vary, seeds pooled): R@1 mean over its finished runs, its
+    spread over seeds (sample std of the per-seed means; NaN for one seed), n seeds, gap to
+    the best mean, and `tied`: the gap is within the larger spread of the two (one seed: no
+    spread, nothing is tied)."""
+    cols = [a for a in axes if a != "seed"]
+    done = [r for r in runs if r["id"] is not None and r["status"] == "done" and r["metrics"]]
+    rows = [{**{a: r["params"][a] for a in cols if a in r["params"]}, "seed": r["config"].get("seed", 0),
+             "R@1": r["metrics"]["R@1"]} for r in done]
+    frame = pd.DataFrame(rows)
+    cols = [a for a in cols if a in frame]
+    if frame.empty or not cols:
+        return pd.DataFrame(columns=[*cols, "R@1 mean", "R@1 spread", "n", "gap", "tied", "best"])
+    g = frame.groupby([*cols, "seed"])["R@1"].mean().groupby(cols)  # a repeat on one seed is one seed
     out = pd.DataFrame({"R@1 mean": g.mean(), "R@1 spread": g.std(ddof=1), "n": g.size()}).reset_index()
-    top = out["R@1 mean"].idxmax()
-    out["gap"] = out.loc[top, "R@1 mean"] - out["R@1 mean"]
-    spread = np.fmax(out["R@1 spread"].to_numpy(), out.loc[top, "R@1 spread"])
+    out = out.sort_values("R@1 mean", ascending=False, kind="stable", ignore_index=True)
+    out["gap"] = out.loc[0, "R@1 mean"] - out["R@1 mean"]
+    spread = np.fmax(out["R@1 spread"].to_numpy(), out.loc[0, "R@1 spread"])
     out["tied"] = out["gap"].to_numpy() <= np.nan_to_num(spread, nan=-1.0)
-    out["best"] = out.index == top
-    return out.sort_values("R@1 mean", ascending=False, ignore_index=True)
+    out["best"] = out.index == 0
+    return out
 
 
 def best_setting(runs: list[dict], spec: dict) -> dict:
-    """{'setting', 'said', 'command', 'tied'} of the best setting; ValueError before any run
-    finished."""
+    """{'setting', 'said', 'command', 'tied'} of the best setting, its command on the lowest
+    seed it ran (not the luckiest); ValueError before any run finished."""
     table = settings(runs, list(spec.get("space", {})))
     if table.empty:
         raise ValueError("no run of this grid has finished yet: there is no best setting")
@@ -63,7 +65,7 @@ def best_setting(runs: list[dict], spec: dict) -> dict:
     axes = [c for c in table.columns if c not in ("R@1 mean", "R@1 spread", "n", "gap", "tied", "best")]
     setting = {a: top[a].item() if hasattr(top[a], "item") else top[a] for a in axes}
     done = [r for r in runs if r["status"] == "done" and all(r["params"].get(a) == v for a, v in setting.items())]
-    config = max(done, key=lambda r: r["metrics"]["R@1"])["config"]
+    config = min(done, key=lambda r: r["config"].get("seed", 0))["config"]
     spread = "one seed, no spread" if top["n"] < 2 else f"± {100 * top['R@1 spread']:.1f} over {int(top['n'])} seeds"
     ties = int(table["tied"].sum()) - 1
     said = (f"{', '.join(f'{k} {v}' for k, v in setting.items())}: R@1 {100 * top['R@1 mean']:.1f} ({spread})"

@@ -83,6 +83,12 @@ def _record(lab, trial, config: dict, result, seconds: float) -> dict:
     return metrics
 
 
+def _done_before(trial: optuna.Trial, params: dict):
+    """A finished trial of the study with these very params (training is seeded), or None."""
+    done = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return next((t for t in done if t.params == params and t.value is not None), None)
+
+
 def objective(lab, spec: dict, train_fn):
     """The Optuna objective of a grid: held-out R@1 of the trained point (maximized)."""
 
@@ -90,6 +96,9 @@ def objective(lab, spec: dict, train_fn):
         params = {k: trial.suggest_categorical(k, v) for k, v in spec["space"].items()}
         config = config_for(spec, params)
         trial.set_user_attr("config", config)
+        if (same := _done_before(trial, params)) is not None:  # a search drew it again: same seed, same result
+            trial.set_user_attr("metrics", {**same.user_attrs.get("metrics", {}), "repeat_of": same.number})
+            return float(same.value)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         stop = StopPoll(lab.storage, trial.study._study_id)
 
@@ -97,7 +106,8 @@ def objective(lab, spec: dict, train_fn):
             r1 = getattr(snap, "metrics", {}).get("R@1")
             if snap.epoch > 0 and r1 is not None:
                 trial.report(float(r1), int(snap.epoch))
-                stop.pruned = spec.get("mode") == "tpe" and trial.should_prune()
+                last = snap.epoch >= int(config.get("epochs", 1))  # a finished run is never thrown away
+                stop.pruned = spec.get("mode") == "tpe" and not last and trial.should_prune()
 
         t0 = time.perf_counter()
         try:

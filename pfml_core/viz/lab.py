@@ -1,6 +1,6 @@
-"""Figures of the label-noise lab and the sweeps: measured curves with error bars beside the
-paper's numbers (docs/method.md, section 6), and the noise lab's memorization curves. Frames
-in, Plotly figures out."""
+"""Figures of the label-noise lab: measured curves with error bars beside the paper's numbers
+(docs/method.md, section 6), and the memorization curves. Frames in, Plotly figures out.
+The sweep's figures are in viz.sweep."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,6 @@ from plotly.subplots import make_subplots
 from pfml_core.lab import paper as lab_paper
 from pfml_core.viz.text import text, texts
 
-PAPER_STYLE = {"dash": "dot", "width": 2}
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -50,61 +49,6 @@ def paper_noise_figure(losses=None) -> go.Figure:
                      for ds in ("CUB", "Cars")])
     fig.update_layout(title=f"Paper: R@1 (%) at {lab_paper.NOISE_RATE:.0%} label noise",
                       barmode="group", yaxis_title="R@1 (%)", yaxis_range=[40, 95])
-    return fig
-
-
-def sweep_heatmap(frame: pd.DataFrame, x: str, y: str, metric: str = "R@1") -> go.Figure:
-    """Mean `metric` of finished runs over an x-by-y grid (other axes and seeds averaged)."""
-    title = f"{metric}: {lab_paper.AXIS_LABELS.get(y, y)} by {lab_paper.AXIS_LABELS.get(x, x)}"
-    done = frame[frame["status"] == "done"] if "status" in frame else frame.iloc[0:0]
-    if done.empty or metric not in done or x == y:
-        return _empty(title, "no finished runs yet" if x != y else "pick two different axes")
-    table = done.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
-    fig = go.Figure(go.Heatmap(z=table.values, x=[str(v) for v in table.columns],
-                               y=[str(v) for v in table.index], colorscale="Viridis",
-                               colorbar_title=metric, texttemplate="%{z:.3f}",
-                               hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{metric}=%{{z:.3f}}"))
-    fig.update_layout(title=title, xaxis_title=lab_paper.AXIS_LABELS.get(x, x),
-                      yaxis_title=lab_paper.AXIS_LABELS.get(y, y))
-    return fig
-
-
-def sweep_line(frame: pd.DataFrame, axis: str, metric: str = "R@1", paper: bool = True) -> go.Figure:
-    """Measured mean +- std of `metric` along one axis (others averaged) on the left axis; the
-    paper's ablation curve (R@1 %, Cars and CUB) on the right axis where one exists."""
-    label = lab_paper.AXIS_LABELS.get(axis, axis)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    done = frame[frame["status"] == "done"] if "status" in frame else frame.iloc[0:0]
-    if not done.empty and metric in done and axis in done:
-        g = done.groupby(axis)[metric]
-        m, s = g.mean(), g.std(ddof=1).fillna(0.0)
-        fig.add_trace(go.Scatter(x=m.index, y=m.values, name=f"measured {metric}", mode="lines+markers",
-                                 error_y={"type": "data", "array": s.values, "visible": True}),
-                      secondary_y=False)
-    ref = lab_paper.ablation(axis) if paper else None
-    if ref is not None:
-        for ds in ("Cars", "CUB"):
-            fig.add_trace(go.Scatter(x=ref["x"], y=ref[ds], name=f"paper {ds} R@1 (%)",
-                                     mode="lines+markers", line=PAPER_STYLE), secondary_y=True)
-    fig.update_layout(title=f"{metric} vs {label}" + (" — paper beside it" if ref is not None else ""))
-    fig.update_xaxes(title_text=label)
-    fig.update_yaxes(title_text=f"measured {metric}", secondary_y=False)
-    fig.update_yaxes(title_text="paper R@1 (%)", secondary_y=True, showgrid=False)
-    return fig
-
-
-def sweep_scatter(frame: pd.DataFrame, x: str, y: str, metric: str = "R@1") -> go.Figure:
-    """Random search: one marker per finished run at (x, y), coloured by `metric`."""
-    title = f"{metric} per run (random search)"
-    done = frame[frame["status"] == "done"] if "status" in frame else frame.iloc[0:0]
-    if done.empty or metric not in done:
-        return _empty(title, "no finished runs yet")
-    fig = go.Figure(go.Scatter(x=done[x], y=done[y], mode="markers",
-                               marker={"color": done[metric], "colorscale": "Viridis", "size": 12,
-                                       "colorbar": {"title": metric}, "showscale": True},
-                               text=done[metric].round(3), hovertemplate="%{x}, %{y}: %{text}"))
-    fig.update_layout(title=title, xaxis_title=lab_paper.AXIS_LABELS.get(x, x),
-                      yaxis_title=lab_paper.AXIS_LABELS.get(y, y))
     return fig
 
 

@@ -87,6 +87,7 @@ def start_sweep(page, app_url: str, epochs: int, delta: str | None = None) -> No
     page.goto(f"{app_url}/sweep")
     page.get_by_text("Hyperparameter sweep").first.wait_for()
     choose(page, "Data", "digits")
+    page.get_by_role("radio", name="grid").check(force=True)
     fill(page, "alpha", "1,3")
     if delta is not None:
         fill(page, "delta", delta)

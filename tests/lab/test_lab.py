@@ -154,18 +154,6 @@ def test_noise_figure_plots_the_aggregate():
     assert list(arr(bars["Cars"]["y"])) == [76.9, 84.5]
 
 
-def test_sweep_figures_show_measured_and_paper():
-    frame = pd.DataFrame({"status": ["done"] * 4 + ["failed"], "alpha": [1, 1, 3, 3, 3],
-                          "delta": [0.1, 0.2, 0.1, 0.2, 0.2], "R@1": [0.5, 0.6, 0.7, 0.9, np.nan]})
-    heat = _fig(viz.sweep_heatmap(frame, "alpha", "delta"))[None]
-    assert np.allclose(arr(heat["z"]), [[0.5, 0.7], [0.6, 0.9]])
-    line = _fig(viz.sweep_line(frame, "alpha"))
-    measured = line["measured R@1"]
-    assert list(arr(measured["x"])) == [1, 3] and np.allclose(arr(measured["y"]), [0.55, 0.8])
-    assert list(arr(line["paper Cars R@1 (%)"]["y"])) == lab_paper.ABLATIONS["alpha"][1]
-    assert _fig(viz.sweep_line(frame, "seed")) == {}  # no such axis, no paper curve
-
-
 # --- memorization curves, regime, gain text (issue: label-noise lab that shows the effect) ---
 from types import SimpleNamespace  # noqa: E402
 

@@ -140,7 +140,7 @@ def test_tpe_prunes_and_the_best_setting_is_a_train_command(lab):
 
 
 def test_settings_mark_ties_within_the_seeds_spread():
-    runs = [{"id": i, "status": "done", "params": {"alpha": a, "seed": s}, "config": {},
+    runs = [{"id": i, "status": "done", "params": {"alpha": a, "seed": s}, "config": {"seed": s},
              "metrics": {"R@1": r}} for i, (a, s, r) in enumerate(
                 [(1, 0, 0.50), (1, 1, 0.60), (3, 0, 0.56), (3, 1, 0.58), (5, 0, 0.30), (5, 1, 0.32)])]
     t = best.settings(runs, ["alpha", "seed"]).set_index("alpha")
