@@ -19,9 +19,10 @@ PAGES = {  # section -> (file, title, icon)
               ("pages/sweep.py", "Hyperparameter sweep", ":material/tune:")],
 }
 
-# an emoji icon is drawn in the browser; a :material/...: one is fetched from fonts.gstatic.com
-st.set_page_config(page_title="PFML Studio", page_icon="🧲", layout="wide")
 root = Path(__file__).parent
+# a file, served by this server: a :material/...: icon is fetched from fonts.gstatic.com, and an
+# emoji is drawn with whatever emoji font the visitor's machine has (none on some classroom PCs)
+st.set_page_config(page_title="PFML Studio", page_icon=root / "assets" / "icon.png", layout="wide")
 nav = {section: [st.Page(f, title=t, icon=i, default=(f == "pages/home.py"))
                  for f, t, i in items if (root / f).exists()]
        for section, items in PAGES.items()}

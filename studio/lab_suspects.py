@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pfml_core import lab
+from pfml_core.viz import check_map
 from studio import safe
 from studio.lab_panel import store
 
@@ -34,15 +35,10 @@ def _load(source: tuple) -> tuple[pd.DataFrame, dict, str | None]:
     return pd.DataFrame(table or {}), what["metrics"], what["config"]["data"]
 
 
-def _image(x):
-    import numpy as np
-
-    x = np.asarray(x)
-    return x[0] if x.shape[0] == 1 else np.moveaxis(x, 0, -1)
-
-
 def _show(top: pd.DataFrame, data: str | None, prefix: str) -> None:
-    """Top suspects as captioned thumbnails (image data) or a table (feature data)."""
+    """Top suspects as titled thumbnails in one figure (its images travel inside the chart,
+    so a rerun by the page's polling never leaves the browser asking for a deleted file),
+    or a table for feature data."""
     try:
         ds = lab.dataset(data) if data else None
     except (ValueError, OSError):
@@ -50,13 +46,10 @@ def _show(top: pd.DataFrame, data: str | None, prefix: str) -> None:
     if ds is None or ds.kind != "image":
         st.dataframe(top, key=f"{prefix}_suspect_table")
         return
-    cols = st.columns(8)
-    for i, r in enumerate(top.itertuples()):
-        flag = " · flipped" if getattr(r, "flipped", False) else ""
-        # class names from the data, in a caption (Markdown): shown as text
-        given, suggested = safe.plain(r.given_label, 80), safe.plain(r.suggested_label, 80)
-        cols[i % 8].image(_image(ds.X[int(r.row)]), clamp=True, width="stretch",
-                          caption=f"#{r.row}: {given} → {suggested} · {r.score:.3f}{flag}")
+    titles = [f"#{r.row}: {r.given_label} → {r.suggested_label} · {r.score:.3f}"
+              + (" · flipped" if getattr(r, "flipped", False) else "") for r in top.itertuples()]
+    st.plotly_chart(check_map.thumbnails([ds.X[int(r)] for r in top["row"]], titles),  # names escaped there
+                    key=f"{prefix}_suspect_thumbs")
 
 
 def suspects_panel(runs: list[dict], prefix: str = "noise", grid_detection=None) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -93,11 +95,10 @@ def runs_dir(tmp_path, monkeypatch):
 @pytest.fixture
 def fake_trainer(monkeypatch):
     """Workers the pages start train with tests.lab_fakes.quick (known R@1, no real training)."""
-    from pfml_core.lab import worker
+    from pfml_core.lab import launch
 
-    start = worker.start
-    monkeypatch.setattr(worker, "start", lambda gid, store=None, train_fn=None:
-                        start(gid, store, "tests.lab_fakes:quick"))
+    start = launch.start
+    monkeypatch.setattr(launch, "start", lambda lab, gid, train_fn=None: start(lab, gid, "tests.lab_fakes:quick"))
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +120,69 @@ def browser():
         pw.stop()
 
 
+def outside(url: str) -> bool:
+    """A URL on the network that is not this machine (data:, blob:, about: are not)."""
+    u = urlparse(url)
+    return u.scheme in ("http", "https", "ws", "wss") and u.hostname not in ("127.0.0.1", "localhost", "::1")
+
+
+class BrowserWatch:
+    """What a visitor's console would show for one browser context: errors logged or thrown,
+    failed requests, 4xx/5xx answers, and any request to a host other than this machine."""
+
+    def __init__(self, ctx):
+        self.seen: list[str] = []
+        self.on = True
+        self._close, ctx.close = ctx.close, self.close
+        ctx.on("console", lambda m: self.add(m.type == "error", f"console error: {m.text} "
+                                             f"({m.location.get('url', '')})"))
+        ctx.on("weberror", lambda e: self.add(True, f"uncaught: {e.error} ({e.page and e.page.url})"))
+        # ERR_ABORTED: a request the page cancelled itself (it moved on), no error to it
+        ctx.on("requestfailed", lambda r: self.add(
+            r.failure != "net::ERR_ABORTED", f"request failed: {r.url} ({r.failure})"))
+        ctx.on("response", lambda r: self.add(r.status >= 400, f"HTTP {r.status}: {r.url}"))
+        ctx.on("request", lambda r: self.add(outside(r.url), f"outside host: {r.url}"))
+
+    def add(self, when: bool, line: str) -> None:
+        if when and self.on:
+            self.seen.append(line)
+
+    def close(self, *args, **kwargs):
+        """The context's close, after the watch stops: closing cancels requests in flight."""
+        self.on = False
+        return self._close(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def browser_watch(request):
+    """In a browser test, watches every context opened through `browser` (`page`'s too, and a
+    test's own) and fails the test at teardown on what a console shows, less lines matching
+    a regex of @pytest.mark.allow_console(regex, ...) (only for a test that provokes them)."""
+    if "browser" not in request.fixturenames:
+        yield None
+        return
+    browser = request.getfixturevalue("browser")
+    watches: list[BrowserWatch] = []
+    new_context = browser.new_context
+
+    def watched_context(*args, **kwargs):
+        ctx = new_context(*args, **kwargs)
+        watches.append(BrowserWatch(ctx))
+        return ctx
+
+    browser.new_context = watched_context
+    yield watches
+    del browser.new_context  # the class's method again
+    marker = request.node.get_closest_marker("allow_console")
+    allowed = [re.compile(p) for p in (marker.args if marker else ())]
+    seen = [line for w in watches for line in w.seen if not any(p.search(line) for p in allowed)]
+    if seen:
+        pytest.fail("the browser showed errors:\n  " + "\n  ".join(dict.fromkeys(seen)),
+                    pytrace=False)
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, browser_watch):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = ctx.new_page()
     pg.set_default_timeout(60_000)
@@ -128,6 +190,11 @@ def page(browser):
         yield pg
     finally:
         ctx.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "allow_console(*regexes): console lines the test "
+                            "provokes on purpose (browser_watch lets them pass)")
 
 
 def pytest_terminal_summary(terminalreporter):

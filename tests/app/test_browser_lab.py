@@ -29,6 +29,17 @@ FIGURES = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-
    y: Array.from(t.y || []), axis: t.xaxis}))]))"""
 
 
+THUMBS = """() => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')]
+    .find(g => (g._fullData || []).filter(t => t.type === 'image').length >= 16);
+  if (!gd) return null;
+  const img = gd.querySelector('image');
+  return {images: gd._fullData.filter(t => t.type === 'image').length,
+          titles: gd._fullLayout.annotations.map(a => a.text),
+          width: img ? img.getBoundingClientRect().width : 0};
+}"""
+
+
 def settled_figures(page, timeout_s: float = 60.0) -> dict:
     """The figures once the finished grid's redraw is complete: right after a grid ends, the
     page reruns and a chart can still hold the in-progress draw for a moment."""
@@ -72,10 +83,9 @@ def test_noise_lab_tiny_grid_in_browser(app_url, page, browser):
     margin = figs["Label margin of flipped vs clean training samples at 20% noise"]
     assert {t["name"] for t in margin} == {"pfml: clean", "pfml: flipped", "proxy_anchor: clean",
                                            "proxy_anchor: flipped"}
-    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 16")
-    thumbs = page.locator("[data-testid='stImage'] img")  # drawn after the text above
-    assert thumbs.count() == 16 and thumbs.first.evaluate("i => i.naturalWidth") > 0
-    page.get_by_text(re.compile(r"^#\d+: \d → \d · ")).first.wait_for()
+    thumbs = page.wait_for_function(THUMBS).json_value()  # one figure: the images travel inside it
+    assert thumbs["images"] == 16 and thumbs["width"] > 0
+    assert len(thumbs["titles"]) == 16 and all(re.match(r"#\d+: \d → \d · ", s) for s in thumbs["titles"])
     page.get_by_text("Download suspects CSV").first.wait_for()
     page.reload()
     page.get_by_text(re.compile(r"Grid #\d+: done — 4 done")).first.wait_for()

@@ -6,6 +6,7 @@ worker, and Resume queues what is left; a queued grid shows its queue position; 
 in the lab's storage (a restarted app) are listed."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -87,8 +88,11 @@ def test_tiny_grid_runs_and_shows_results(runs_dir, fake_trainer):
     assert pick.value.endswith("pfml · 20% noise · seed 0") and len(pick.options) == 8
     assert any(m.value.startswith("**8 labels flipped by the run.** Detection AUROC: margin 1.000")
                for m in at.markdown)
-    captions = [c for e in at.get("image") for c in e.captions]
-    assert len(captions) == 16 and captions[0] == "#0: 1 → 0 · 0.200 · flipped"
+    thumbs = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.id.endswith("suspect_thumbs")
+                  or "suspect_thumbs" in (c.proto.id or ""))
+    titles = [a["text"] for a in thumbs["layout"]["annotations"]]
+    assert len(titles) == 16 and titles[0] == "#0: 1 → 0 · 0.200 · flipped"
+    assert sum(t["type"] == "image" for t in thumbs["data"]) == 16
     detect = frame_with(at, "margin AUROC")
     assert list(detect["noise"]) == [0.2, 0.2] and list(detect["margin AUROC"]) == [1.0, 1.0]
     assert list(detect.columns) == ["loss", "noise", "margin AUROC", "cleanlab AUROC",
