@@ -85,6 +85,15 @@ def fresh_app_url(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(autouse=True)
+def real_main_module():
+    """Streamlit's AppTest leaves a page as sys.modules['__main__']; a process spawned later
+    (torch's ranks, a spawn pool) would run that page again as its main module."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
     """The app's runs folder (PFML_RUNS_DIR) for one test."""

@@ -74,9 +74,13 @@ def _storage(url: str) -> optuna.storages.RDBStorage:
         _RECOVERED[url] = kept
     sqlite = url.startswith("sqlite")
     kwargs = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
-    storage = optuna.storages.RDBStorage(
+    make = lambda: optuna.storages.RDBStorage(  # noqa: E731
         url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
         heartbeat_stale_trial_callback=Retry())
+    try:
+        storage = make()
+    except sqlalchemy.exc.IntegrityError:  # another process created the same new storage just now
+        storage = make()
     if sqlite:  # WAL: readers never wait for a worker's write, and a commit costs no fsync
         sqlalchemy.event.listen(storage.engine, "connect", _wal)
         storage.engine.dispose()

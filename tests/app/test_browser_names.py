@@ -105,10 +105,13 @@ def test_hostile_class_names_show_as_text(app_url, page, tmp_path):
     fill(page, "Batches per epoch (0 = all)", "1")
     page.get_by_role("button", name="Run grid").click()
     page.get_by_text(re.compile(r"Grid #\d+: done — 2 done")).first.wait_for(timeout=180_000)
-    captions = page.locator('[data-testid="stImageCaption"]')
-    captions.first.wait_for(timeout=60_000)
-    for shown in captions.all_inner_texts():  # '#row: given → suggested · score'
-        parts = re.fullmatch(r"#\d+: (.+) → (.+) · -?\d+\.\d{3}( · flipped)?", shown.replace("\u200b", ""))
+    titles = page.wait_for_function("""() => {
+      const gd = [...document.querySelectorAll('.js-plotly-plot')]
+        .find(g => (g._fullData || []).some(t => t.type === 'image'));
+      return gd && [...gd.querySelectorAll('.annotation-text')].map(a => a.textContent);
+    }""", timeout=60_000).json_value()  # the suspects' titles, as the browser drew them
+    for shown in titles:  # '#row: given → suggested · score'
+        parts = re.fullmatch(r"#\d+: (.+) → (.+) · -?\d+\.\d{3}( · flipped)?", shown)
         assert parts and {parts[1], parts[2]} <= {IMAGE, TEX, RED}, shown
     check_dom(page.evaluate(DOM))
     assert requests and all(urlparse(u).scheme in ("data", "blob") or urlparse(u).hostname == "127.0.0.1"

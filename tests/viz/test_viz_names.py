@@ -6,6 +6,7 @@ suspect captions (Streamlit Markdown) show the names with every Markdown charact
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import numpy as np
@@ -95,10 +96,13 @@ def _suspects_page():
     lab_suspects._show(top, "digits", "t")
 
 
-def test_suspect_captions_escape_markdown():
+def test_suspect_titles_are_text():
     at = AppTest.from_function(_suspects_page, default_timeout=60).run()
     assert not at.exception
-    captions = [c for e in at.get("image") for c in e.captions]
-    assert captions == [
-        "#0: \\!\\[pixel\\]\\(https\u200b\\:evil\\.example\\) → \\$x\\^2\\$ · 0.500 · flipped",
-        "#1: \\:red\\[RED\\] → \\<img src\\=\\\"https\u200b\\:\\/\\/evil\\.example\\/x\\.png\\\"\\> · 0.250"]
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert [html.unescape(s.replace("&#37;", "%")) for s in titles] == [
+        "#0: ![pixel](https:evil.example) → $x^2$ · 0.500 · flipped",
+        '#1: :red[RED] → <img src="https://evil.example/x.png"> · 0.250']  # the characters they are
+    assert all("<" not in s for s in titles)  # no tag reaches Plotly's HTML labels
+    assert sum(d["type"] == "image" for d in fig["data"]) == 2
