@@ -143,7 +143,7 @@ def test_the_operator_cancels_any_grid_from_the_cli(store, capsys, monkeypatch):
 def test_lab_cancel_stops_a_running_worker(store, capsys):
     gid = store.create_grid("noise", spec(3, 1), owner="alice")
     launch.start(store, gid, "tests.lab_fakes:blocking")  # seed 1 runs until stopped
-    wait_for(lambda: any(r["status"] == "running" and r["params"]["seed"] == 1
+    wait_for(lambda: any(r["status"] == "running" and r["params"].get("seed") == 1
                          for r in store.runs(gid) if r["id"]), 120, "the blocking run")
     assert cli.main(["lab-cancel", str(gid), "--storage", store.url]) == 0
     wait_for(lambda: not local_worker_alive(store.grid(gid)["pid"]), 60, "the worker to end")
