@@ -5,7 +5,6 @@ suspect labels in the artifact store. A run that raises fails its trial and the 
 on; a storage fault (a full disk) raises data.faults.Fault, which stops the worker."""
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import time
@@ -39,16 +38,6 @@ def train_run(config: dict, should_stop, on_epoch=None):
         torch.set_num_threads(1)
         threadpool_limits(1)  # numpy's BLAS and scikit-learn's OpenMP (evaluation) too
     return train(cfg, callback=on_epoch, should_stop=should_stop, dataset=data)
-
-
-def load_train_fn(ref: str | None):
-    """'package.module:function' -> that function (tests inject fakes); None -> train_run."""
-    if not ref:
-        return train_run
-    module, _, name = ref.partition(":")
-    if not module or not name:
-        raise ValueError(f"train_fn must look like 'package.module:function', got {ref!r}")
-    return getattr(importlib.import_module(module), name)
 
 
 class RunFailed(Exception):
