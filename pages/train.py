@@ -11,6 +11,7 @@ from pfml_core.training import LOSSES, MODELS, TrainConfig, TrainJob
 from pfml_core.viz import training as viz
 from studio import cache, safe, train_session
 from studio import check_labels as check_ui
+from studio.live_plot import live_plot
 from studio.nav import use_app_navigation
 
 use_app_navigation()  # first: see studio/nav.py
@@ -148,8 +149,8 @@ check_ui.section()
 def status() -> None:
     """Polled every second while something changes: the heartbeat, the progress line, and a
     full redraw when the job has news (never a rebuild of the figures on a quiet tick). A new
-    epoch whose UMAP is due within MAP_GRACE_S is drawn once, with it: every redraw remounts
-    each changed chart (Streamlit gives a plotly chart a new identity when its figure changes)."""
+    epoch whose UMAP is due within MAP_GRACE_S is drawn once, with it: one redraw, not two
+    (the live charts change in place; the page's other elements are sent again)."""
     job = view.job
     if job is None:
         st.info("Choose data, model and loss, then press Start.")
@@ -188,9 +189,10 @@ def class_names(config: TrainConfig) -> tuple[dict, object | None]:
     return data.split_class_names(ds.class_names, config.split), ds
 
 
-def pick_query() -> None:
-    """A click on a held-out diamond in the map makes it the neighbour query."""
-    rows = viz.clicked_rows(st.session_state.get("train_map"))
+def pick_query(key: str = "train_map") -> None:
+    """A click on a held-out diamond in the map (the live one or the finished run's) makes it
+    the neighbour query."""
+    rows = viz.clicked_rows(st.session_state.get(key))
     if rows:
         st.session_state["train_query"] = rows[0]
 
@@ -211,15 +213,23 @@ def neighbours_view(snap, names, images) -> None:
                                      [bool(snap.labels[r] == snap.labels[q]) for r in nn],
                                      [names["held-out"][snap.labels[r]] for r in nn])
 
-    st.plotly_chart(view.cached("neighbours", (snap.epoch, int(q)), build), key="train_nn_fig")
+    # not a live chart: measured, its small images cost chromium no more remounted than redrawn
+    st.plotly_chart(view.neighbours(snap.epoch, int(q), build, view.polling), key="train_nn_fig")
 
 
 view.drawn = view.job.version if view.job is not None else -1
 status()
 if view.job is not None and view.job.snapshots:
     names, images = class_names(view.job.config)
-    st.plotly_chart(view.curves(), key="train_curves")
-    st.plotly_chart(view.map_figure(names, images.sources if images is not None else None),
-                    key="train_map", on_select=pick_query,
-                    selection_mode="points")
+    sources = images.sources if images is not None else None
+    # live while this run polls (view.polling: set once at the top, so every chart agrees):
+    # redrawn in place each epoch, where st.plotly_chart would remount each chart
+    if view.polling:
+        live_plot(view.curves(), key="train_live_curves")
+        if (live := view.live_map(names, sources)) is not None:
+            live_plot(live, key="train_live_map", on_click=lambda: pick_query("train_live_map"))
+    else:  # the finished run: every epoch on a slider
+        st.plotly_chart(view.curves(), key="train_curves")
+        st.plotly_chart(view.map_figure(names, sources), key="train_map", on_select=pick_query,
+                        selection_mode="points")
     neighbours_view(view.job.snapshots[-1], names, images)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from pfml_core.viz import training as viz
 KEY = "train_view"
 MAX_FRAMES = 25  # animation frames kept in the figure (evenly spread, newest always in)
 MAP_GRACE_S = 1.5  # a new epoch waits at most this long for its warm UMAP: one redraw, not two
+NN_EVERY_S = 5.0  # while training, the neighbours figure follows new epochs at most this often
 HEARTBEAT_S = 120.0  # a job whose page stopped polling this long stops (hidden tabs poll slowly)
 MAX_JOBS_ENV = "PFML_MAX_TRAIN_JOBS"  # training runs at once on this server (operator setting)
 _LIVE: weakref.WeakSet[TrainJob] = weakref.WeakSet()  # every session's job, server-wide
@@ -54,6 +56,7 @@ class TrainView:
     polling: bool = False  # the status fragment polls (set on each full run)
     frames: dict = field(default_factory=dict)  # (method, epoch) -> go.Frame
     cache: dict = field(default_factory=dict)   # name -> (key, value)
+    nn_at: float = 0.0  # time.monotonic() the neighbours figure was last built
 
     def replace(self, job: TrainJob) -> TrainJob:
         """One job per session: the previous one is stopped before the next is kept."""
@@ -102,6 +105,17 @@ class TrainView:
             self.cache[name] = (key, build())
         return self.cache[name][1]
 
+    def neighbours(self, epoch: int, query: int, build, live: bool) -> go.Figure:
+        """build()'s neighbours figure of (epoch, query). While the run is live a new epoch's
+        is built at most every NN_EVERY_S (a new query's at once): redrawn every epoch, its
+        images cost the browser about as much as the live map."""
+        last = self.cache.get("neighbours")
+        if live and last and last[0][1] == query and time.monotonic() - self.nn_at < NN_EVERY_S:
+            return last[1]
+        if last is None or last[0] != (epoch, query):
+            self.nn_at = time.monotonic()
+        return self.cached("neighbours", (epoch, query), build)
+
     def curves(self) -> go.Figure:
         snaps = self.job.snapshots
         return self.cached("curves", len(snaps), lambda: viz.curves_figure(pd.DataFrame(
@@ -124,6 +138,26 @@ class TrainView:
                                   layouts[epochs[-1]], meta, names, method, sources)
 
         return self.cached("map", (method, tuple(epochs)), build)
+
+    def live_map(self, names: dict, sources=None) -> go.Figure | None:
+        """The newest mapped epoch alone (no frames, slider or Play): what the live chart
+        redraws in place while the run goes on (map_figure is the finished run's)."""
+        method, layouts = self.job.map_view()
+        if not layouts:
+            return None
+        e, meta = max(layouts), self.job.meta
+
+        def build():
+            if (method, e) not in self.frames:
+                self.frames[(method, e)] = viz.map_frame(e, layouts[e], meta)
+            fig = viz.map_figure([self.frames[(method, e)]], layouts[e], meta, names, method,
+                                 sources)
+            # assigned: update_layout(sliders=[]) would keep the slider
+            fig.frames = fig.layout.sliders = fig.layout.updatemenus = ()
+            return fig
+
+        return self.cached("live_map", (method, e), build)
+
 
 def _spread(epochs: list[int], n: int) -> list[int]:
     """At most n of the epochs, evenly spread, first and last included."""

@@ -16,7 +16,10 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-FIGURES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
+# the page's charts and, while a run trains, the live charts' frames (studio/live_plot.py)
+FIGURES_JS = """() => [document, ...[...document.querySelectorAll('iframe')].map(f => {
+    try { return f.contentDocument; } catch (e) { return null; } }).filter(d => d)]
+  .flatMap(d => [...d.querySelectorAll('.js-plotly-plot')]).map(gd => ({
     title: (gd.layout.title && gd.layout.title.text) || '',
     xrange: gd._fullLayout.xaxis ? gd._fullLayout.xaxis.range : null,
     yrange: gd._fullLayout.yaxis ? gd._fullLayout.yaxis.range : null,
