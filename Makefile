@@ -39,7 +39,7 @@ test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not browser and not slow and not distributed"
 
 bench: $(DEV_STAMP)
-	for f in loss_speed playground_fps app_train_speed classroom_load noise_lab; do \
+	for f in loss_speed playground_fps app_train_speed classroom_load lab_scale; do \
 		echo "== bench/$$f.py"; $(PY) bench/$$f.py --docs || exit 1; done
 
 assets: $(STAMP)

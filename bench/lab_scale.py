@@ -1,8 +1,10 @@
-"""The lab on Optuna, measured: per-trial overhead beside the lab before it (commit BEFORE,
-from a temporary git worktree, same instant train function), the default noise grid's wall
-time with 1 and 2 worker processes, and a TPE sweep with pruning against the full grid on
-MNIST-5k at 20% noise (alpha 5 values x delta 5 values): best R@1 and epochs trained.
-Usage: python bench/lab_scale.py [--part overhead|workers|sweep|all] [--docs]"""
+"""The lab, measured: per-trial overhead beside the lab before Optuna (commit BEFORE, from a
+temporary git worktree), the default noise grid with 1 and 2 workers (wall time, then what
+it finds: R@1 by loss and noise, the PFML - Proxy Anchor gap, memorization, suspect-label
+detection), a TPE sweep with pruning against the full grid on MNIST-5k at 20% noise, and
+"Check my labels" on data with flips in every class (--part check).
+Usage: python bench/lab_scale.py [--part overhead|workers|sweep|check|all] [--docs]
+       python bench/lab_scale.py --part check --data digits --noise 0.15 --seeds 0,1,2"""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +16,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from pfml_core.lab import grid, launch, regime, worker
+import numpy as np
+
+from pfml_core.lab import grid, launch, measure, paper, regime, worker
 from pfml_core.lab.studies import Lab
 
 import report
@@ -96,6 +100,35 @@ def workers() -> None:
     print(f"  1 worker   {one:6.0f} s")
     two = _wall(lab, spec, 2)
     print(f"  2 workers  {two:6.0f} s   ({one / two:.2f}x faster)")
+    findings(lab, lab.grids()[0]["id"])
+
+
+def findings(lab: Lab, gid: int) -> None:
+    """What the grid found, reported whatever it is (paper, ResNet-50 at 20% noise: PFML
+    +6.0 CUB / +7.6 Cars R@1 points over Proxy Anchor)."""
+    agg = grid.aggregate(grid.grid_frame(lab, gid), ["loss", "noise"],
+                         ["R@1", "seconds", *measure.DETECTION, "suspect_epochs"])
+    for _, r in agg.iterrows():
+        print(f"{r['loss']:>13} {r['noise']:.0%}: R@1 {grid.in_points(r['R@1 mean'], r['R@1 std'], r['n'])}"
+              f" ({int(r['n'])} seeds, {r['seconds mean']:.0f} s/run)")
+    g, cited = grid.gain(agg), paper.noise_gain()
+    for noise, diff in zip(g["noise"], g["gain"]):
+        print(f"PFML - Proxy Anchor R@1 at {noise:.0%}: {100 * diff:+.1f} points "
+              f"(paper at 20%: CUB {cited['CUB']:+.1f}, Cars {cited['Cars']:+.1f})")
+    s = measure.curves_summary(measure.curves_frame(lab.runs(gid)))
+    print("memorization (mean over seeds), epoch of best R@1 -> last epoch:")
+    for (loss, noise), c in s[s["noise"] > 0].groupby(["loss", "noise"]):
+        best, last = c.loc[c["R@1 mean"].idxmax()], c.iloc[-1]
+        print(f"  {loss:>13} {noise:.0%}: R@1 {100 * best['R@1 mean']:.1f} (epoch {int(best['epoch'])})"
+              f" -> {100 * last['R@1 mean']:.1f}; flipped margin {best['margin_flipped mean']:+.4f} -> "
+              f"{last['margin_flipped mean']:+.4f}; memorized {best['memorized mean']:.0%} -> "
+              f"{last['memorized mean']:.0%}")
+    print("suspect labels (mean ± std over seeds): AUROC, precision at the number of flips")
+    for _, r in agg[agg["noise"] > 0].dropna(subset=["suspect_auroc mean"]).iterrows():
+        print(f"  {r['loss']:>13} {r['noise']:.0%}: margin {r['suspect_auroc mean']:.3f} ± "
+              f"{r['suspect_auroc std']:.3f}, {r['suspect_precision mean']:.3f} | cleanlab "
+              f"{r['cleanlab_auroc mean']:.3f} ± {r['cleanlab_auroc std']:.3f}, "
+              f"{r['cleanlab_precision mean']:.3f}")
 
 
 def _epochs(runs: list[dict]) -> int:
@@ -126,15 +159,44 @@ def sweep() -> None:
           f"(target <= 50%): {'met' if gap <= 1 and share <= 0.5 else 'NOT met'}")
 
 
+def check(data: str, noise: float, seeds: list[int], epochs: int) -> None:
+    """"Check my labels" with `noise` of the labels flipped over all classes, per seed:
+    AUROC over every row and precision at k = flips (margin score and cleanlab's), then R@1
+    after dropping or relabelling the top suspects, beside cleanlab's list and true labels."""
+    from pfml_core.lab import check_labels, cleaning
+
+    rows, runs = [], {"drop": [], "relabel": []}
+    for seed in seeds:
+        chk = check_labels.check(data, epochs, noise, seed, device="cpu")
+        rows.append({**check_labels.detection(chk), "cutoff": chk.cutoff,
+                     "cleanlab_count": chk.cleanlab_count})
+        print(f"seed {seed}: {rows[-1]}", flush=True)
+        for how in runs:
+            runs[how].append(cleaning.retrain(chk, None, how))
+    print(f"Check my labels on {data}, {noise:.0%} flipped over all classes, {len(seeds)} seeds:")
+    for key in ("auroc", "precision", "cleanlab_auroc", "cleanlab_precision", "cutoff",
+                "cleanlab_count", "n_flipped", "flips_in_cutoff"):
+        v = np.array([r[key] for r in rows], dtype=float)
+        print(f"  {key}: {v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}  {v.tolist()}")
+    for how, res in runs.items():
+        print(f"clean by {how}:\n{cleaning.report(res)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--part", choices=["overhead", "workers", "sweep", "all"], default="all")
+    p.add_argument("--part", choices=["overhead", "workers", "sweep", "check", "all"], default="all")
+    p.add_argument("--data", default="digits", help="check: digits, mnist5k or a file")
+    p.add_argument("--noise", type=float, default=0.15, help="check: share of labels flipped")
+    p.add_argument("--seeds", default="0,1,2", help="check: comma list")
+    p.add_argument("--epochs", type=int, default=10, help="check: epochs per run")
     p.add_argument("--docs", action="store_true", help="write the output into docs/performance.md")
     a = p.parse_args()
     os.environ.setdefault("PFML_RUNS_DIR", tempfile.mkdtemp())
     for part in (overhead, workers, sweep):
         if a.part in (part.__name__, "all"):
             part()
+    if a.part in ("check", "all"):
+        check(a.data, a.noise, [int(s) for s in a.seeds.split(",")], a.epochs)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ MEMORIZATION_NOTE = (
     "delta of each other, so its margins are small): compare each loss's flipped curve with its "
     "own clean curve, and the memorized share across losses. Read the panels together: the "
     "share says how many flipped labels the training embedding has absorbed, held-out R@1 what "
-    "that cost on unseen classes. In the default CPU regime (bench/noise_lab.py, 3 seeds) both "
+    "that cost on unseen classes. In the default CPU regime (bench/lab_scale.py, 3 seeds) both "
     "losses absorb most flipped labels by epoch 30 (PFML 88%, Proxy Anchor 84%), yet Proxy "
     "Anchor's held-out R@1 falls 27 points from its best and PFML's 6.")
 DETECTION_NAMES = {"suspect_auroc": "margin AUROC", "cleanlab_auroc": "cleanlab AUROC",

@@ -1,5 +1,5 @@
 """The noise lab's default grid (the page's form, `python -m pfml_core noise-lab` with no
-flags, bench/noise_lab.py): PFML against Proxy Anchor on MNIST-5k (digits 0-4 train, 5-9
+flags, bench/lab_scale.py): PFML against Proxy Anchor on MNIST-5k (digits 0-4 train, 5-9
 held out), 3 seeds, in a regime where the paper's label-noise effect shows, chosen per
 device. WHY states each regime and the measurement behind it; the page shows it."""
 from __future__ import annotations
