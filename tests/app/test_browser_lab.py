@@ -9,19 +9,10 @@ import time
 
 import pytest
 
+from tests.app.browser import choose, fill
+
 pytestmark = pytest.mark.browser
 DEADLINE_MS = 180_000
-
-
-def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
-def fill(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True).first
-    box.fill(value)
-    box.press("Tab")
 
 
 FIGURES = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')].map(gd =>

@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.abuse_files import small_png
-from tests.app.test_browser_lab import fill
+from tests.app.browser import choose as _choose
+from tests.app.browser import fill
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # trains on the Train page and in the lab
 LINK = '<a href="https:evil.example" target="_blank">Free exam answers'
@@ -38,8 +39,7 @@ OURS = re.compile(r"<extra></extra>|</?b>|%\{[^}]*\}")
 
 
 def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label, exact=True).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    _choose(page, label, option, exact=True)
 
 
 def hostile_zip(path):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from pfml_core.cli import build_parser
+from tests.app.browser import choose, fill
 
 pytestmark = pytest.mark.browser
 DEADLINE_MS = 180_000
@@ -29,17 +30,6 @@ FIGURES = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-
       y: Array.from(t.y || []), z: Array.from(t.z || []).map(r => Array.from(r || [])),
       text: Array.from(t.text || []).map(r => typeof r === 'string' ? r : Array.from(r || []))})),
     shapes: (gd._fullLayout.shapes || []).map(s => ({x0: s.x0, x1: s.x1, y0: s.y0, y1: s.y1}))}]))"""
-
-
-def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
-def fill(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True).first
-    box.fill(value)
-    box.press("Tab")
 
 
 def figure(figs: dict, start: str) -> dict:

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from tests.app.browser import ISOLATED_HELD_OUT
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # the page's charts and, while a run trains, the live charts' frames (studio/live_plot.py)
@@ -137,25 +139,9 @@ def test_defaults_run_shows_umap_live_and_the_data(app_url, page):
 
 def pick_isolated_held_out(page, fig: dict) -> dict:
     """Screen position and row of a held-out point at least 8 px from every other point."""
-    return page.evaluate("""() => {
+    return page.evaluate(f"""() => {{
         const gd = [...document.querySelectorAll('.js-plotly-plot')]
-            .find(g => ((g.layout.title || {}).text || '').includes('of embeddings and proxies'));
-        gd.scrollIntoView({block: 'center'});  // a click lands only inside the window
-        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            .find(g => ((g.layout.title || {{}}).text || '').includes('of embeddings and proxies'));
+        gd.scrollIntoView({{block: 'center'}});  // a click lands only inside the window
         const box = gd.getBoundingClientRect();
-        const pts = [];
-        gd._fullData.forEach(t => Array.from(t.x).forEach((x, i) => pts.push({
-            px: box.left + xa._offset + xa.l2p(x), py: box.top + ya._offset + ya.l2p(t.y[i]),
-            held: t.legendgroup === 'held-out', row: t.customdata ? t.customdata[i][0] : null})));
-        const inside = p => p.px > box.left + xa._offset + 10 && p.py > box.top + ya._offset + 10
-            && p.px < box.left + xa._offset + xa._length - 10
-            && p.py < box.top + ya._offset + ya._length - 10;
-        let best = null, bestGap = 0;
-        for (const p of pts.filter(p => p.held && inside(p))) {
-            let gap = Infinity;
-            for (const q of pts) if (q !== p) gap = Math.min(gap, Math.hypot(p.px - q.px, p.py - q.py));
-            if (gap > bestGap) { best = p; bestGap = gap; }
-        }
-        if (bestGap < 8) throw new Error('no isolated held-out point');
-        return best;
-    }""")
+        return ({ISOLATED_HELD_OUT})(gd, box.left, box.top); }}""")

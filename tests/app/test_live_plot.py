@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.app.test_browser_lab import fill
+from tests.app.browser import ISOLATED_HELD_OUT, fill
 from tests.app.test_browser_names import choose
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # trains on the Train page
@@ -111,20 +111,6 @@ def isolated_held_out(page) -> dict:
     page.locator(".st-key-train_live_map_box").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     box = page.locator(".st-key-train_live_map_box iframe").bounding_box()
-    inner = frame(page, "train_live_map").evaluate("""() => {
-        const gd = document.getElementById('plot');
-        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, pts = [];
-        gd._fullData.forEach(t => Array.from(t.x).forEach((x, i) => pts.push({
-            px: xa._offset + xa.l2p(x), py: ya._offset + ya.l2p(t.y[i]),
-            held: t.legendgroup === 'held-out', row: t.customdata ? t.customdata[i][0] : null})));
-        const inside = p => p.px > xa._offset + 10 && p.py > ya._offset + 10
-            && p.px < xa._offset + xa._length - 10 && p.py < ya._offset + ya._length - 10;
-        let best = null, bestGap = 0;
-        for (const p of pts.filter(p => p.held && inside(p))) {
-            let gap = Infinity;
-            for (const q of pts) if (q !== p) gap = Math.min(gap, Math.hypot(p.px - q.px, p.py - q.py));
-            if (gap > bestGap) { best = p; bestGap = gap; }
-        }
-        if (bestGap < 8) throw new Error('no isolated held-out point');
-        return best; }""")
+    inner = frame(page, "train_live_map").evaluate(
+        f"() => ({ISOLATED_HELD_OUT})(document.getElementById('plot'), 0, 0)")
     return {"px": box["x"] + inner["px"], "py": box["y"] + inner["py"], "row": int(inner["row"])}

@@ -3,22 +3,18 @@ loss with half-precision embeddings, no host sync in its forward and backward, t
 against the definition in float64, bad labels raised by verify(); a --device cuda --amp run;
 torchrun (NCCL) on the paper's SOP config; 2 processes on the GPU equal one in float64."""
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from pfml_core.physics import PotentialFieldLoss, definition, total_energy
 from pfml_core.physics.kernel import gram_energy
 from pfml_core.training import distributed
 from pfml_core.training import run_folder as runs
 from tests.conftest import free_port
+from tests.sop import sop_folder, torchrun_train
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cuda, pytest.mark.timeout(300),
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 DEV = "cuda"
@@ -107,34 +103,14 @@ def test_cli_run_with_cuda_and_amp_trains_in_bfloat16(tmp_path, monkeypatch):
     assert np.isfinite(loss[1:]).all() and loss[3] < loss[1]  # float32 energy, and it falls
 
 
-def _sop(root: Path) -> Path:
-    """SOP layout: 60 train and 60 test classes of 3 JPEGs (50 classes x 2 fill a batch)."""
-    rng = np.random.default_rng(0)
-    header, i = "image_id class_id super_class_id path\n", 1
-    for fname, classes in (("Ebay_train.txt", range(1, 61)), ("Ebay_test.txt", range(61, 121))):
-        lines = []
-        for c in classes:
-            for j in range(3):
-                rel = f"chair_final/{c}_{j}.JPG"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                img = (rng.random((72, 96, 3)) * 60 + 1.5 * c).astype(np.uint8)
-                Image.fromarray(img).save(root / rel)
-                lines.append(f"{i} {c} 1 {rel}")
-                i += 1
-        (root / fname).write_text(header + "\n".join(lines) + "\n")
-    return root
-
-
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_torchrun_nccl_trains_the_sop_config(tmp_path):
     """ResNet-50 (weights=None), batch 100 = 50 classes x 2, bf16, frozen BN: the file's values."""
-    root = _sop(tmp_path / "sop")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-           "-m", "pfml_core", "train", "--config", "sop_resnet50", "--data-root", str(root),
-           "--no-pretrained", "--epochs", "2", "--eval-subset", "180",
-           "--max-batches", "2", "--out", str(tmp_path / "run")]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    root = sop_folder(tmp_path / "sop", 60, (72, 96))  # 50 classes x 2 fill a batch
+    proc = torchrun_train(1, ["--config", "sop_resnet50", "--data-root", str(root), "--no-pretrained",
+                              "--epochs", "2", "--eval-subset", "180", "--max-batches", "2",
+                              "--out", str(tmp_path / "run")])
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = runs.load_run(tmp_path / "run")
     c = run.config

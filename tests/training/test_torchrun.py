@@ -2,54 +2,29 @@
 file with flags shrinking it, on a tiny generated SOP folder, finishes and rank 0 alone writes
 its run folder. Plus, in one process, what warm-up epochs leave fixed. That N processes
 train like one: tests/training/test_distributed.py."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from pfml_core.training import run_folder as runs
 from pfml_core.training.engine import TrainConfig, train
 from pfml_core.training.models import build_model
+from tests.sop import ROOT, sop_folder, torchrun_train
 
-ROOT = Path(__file__).resolve().parents[2]
 SHRINK = ["--model", "resnet18", "--no-pretrained", "--embedding-size", "16", "--epochs", "2",
           "--warmup-epochs", "1", "--classes-per-batch", "2", "--eval-subset", "12",
           "--max-batches", "1", "--device", "cpu"]
 
 
-def _sop(root: Path) -> Path:
-    """SOP layout: 4 train and 4 test classes of 3 small JPEGs each."""
-    rng = np.random.default_rng(0)
-    header = "image_id class_id super_class_id path\n"
-    i = 1
-    for fname, classes in (("Ebay_train.txt", range(1, 5)), ("Ebay_test.txt", range(5, 9))):
-        lines = []
-        for c in classes:
-            for j in range(3):
-                rel = f"chair_final/{c}_{j}.JPG"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                img = (rng.random((40, 48, 3)) * 80 + 20 * c).astype(np.uint8)
-                Image.fromarray(img).save(root / rel)
-                lines.append(f"{i} {c} 1 {rel}")
-                i += 1
-        (root / fname).write_text(header + "\n".join(lines) + "\n")
-    return root
-
-
 @pytest.mark.distributed
 @pytest.mark.timeout(300)
 def test_torchrun_trains_the_sop_config_and_rank_0_writes_the_run(tmp_path):
-    root = _sop(tmp_path / "Stanford_Online_Products")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "pfml_core", "train", "--config", str(ROOT / "configs" / "sop_resnet50.toml"),
-           "--data-root", str(root), *SHRINK, "--out", str(tmp_path / "run")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    root = sop_folder(tmp_path / "Stanford_Online_Products", 4, (40, 48))
+    proc = torchrun_train(2, ["--config", str(ROOT / "configs" / "sop_resnet50.toml"),
+                              "--data-root", str(root), *SHRINK, "--out", str(tmp_path / "run")],
+                          OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("done: 2 epochs") == 1  # rank 0 alone reports
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Stanford_Online_Products", "run"]
