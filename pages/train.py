@@ -147,18 +147,16 @@ check_ui.section()
 
 @st.fragment(run_every=1.0 if view.polling else None)
 def status() -> None:
-    """Polled every second while something changes: the heartbeat, the progress line, and a
-    full redraw when the job has news (never a rebuild of the figures on a quiet tick). A new
-    epoch whose UMAP is due within MAP_GRACE_S is drawn once, with it: one redraw, not two
-    (the live charts change in place; the page's other elements are sent again)."""
+    """Polled every second while the run trains or maps: the heartbeat, the progress line and
+    the live charts, which change in place; only this fragment reruns, so the rest of the page
+    is neither rebuilt nor sent again. Start and finish redraw the whole page once."""
     job = view.job
     if job is None:
         st.info("Choose data, model and loss, then press Start.")
         return
     job.touch()
-    news = job.version != view.drawn or view.active != view.polling
-    if news and not job.map_due(train_session.MAP_GRACE_S):
-        st.rerun()  # news, or nothing left to wait for: redraw the page once
+    if view.active != view.polling:
+        st.rerun()  # it started or ended: the finished run's charts have a slider
     where = f" · on {job.device}" if job.device else ""
     if job.error:
         safe.say("error", job.error)
@@ -179,6 +177,12 @@ def status() -> None:
             st.caption("UMAP is computing; PCA is shown meanwhile.")
         elif max(layouts) < epoch:
             st.caption(f"UMAP of epoch {epoch} is computing.")
+    if view.polling and job.snapshots:
+        names, images = class_names(job.config)
+        live_plot(view.curves(), key="train_live_curves")
+        if (live := view.live_map(names, images.sources if images is not None else None)) is not None:
+            live_plot(live, key="train_live_map", on_click=lambda: pick_query("train_live_map"))
+        neighbours_view(job.snapshots[-1], names, images)
 
 
 def class_names(config: TrainConfig) -> tuple[dict, object | None]:
@@ -217,19 +221,10 @@ def neighbours_view(snap, names, images) -> None:
     st.plotly_chart(view.neighbours(snap.epoch, int(q), build, view.polling), key="train_nn_fig")
 
 
-view.drawn = view.job.version if view.job is not None else -1
 status()
-if view.job is not None and view.job.snapshots:
+if not view.polling and view.job is not None and view.job.snapshots:  # finished: every epoch
     names, images = class_names(view.job.config)
-    sources = images.sources if images is not None else None
-    # live while this run polls (view.polling: set once at the top, so every chart agrees):
-    # redrawn in place each epoch, where st.plotly_chart would remount each chart
-    if view.polling:
-        live_plot(view.curves(), key="train_live_curves")
-        if (live := view.live_map(names, sources)) is not None:
-            live_plot(live, key="train_live_map", on_click=lambda: pick_query("train_live_map"))
-    else:  # the finished run: every epoch on a slider
-        st.plotly_chart(view.curves(), key="train_curves")
-        st.plotly_chart(view.map_figure(names, sources), key="train_map", on_select=pick_query,
-                        selection_mode="points")
+    st.plotly_chart(view.curves(), key="train_curves")
+    st.plotly_chart(view.map_figure(names, images.sources if images is not None else None),
+                    key="train_map", on_select=pick_query, selection_mode="points")
     neighbours_view(view.job.snapshots[-1], names, images)

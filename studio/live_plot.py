@@ -2,7 +2,8 @@
 whose index.html calls Plotly.react with each new figure, so a live chart redraws its data in
 place where st.plotly_chart would remount it. plotly.js is the plotly package's own file,
 copied beside index.html (Streamlit serves only that folder). A click returns the point in
-st.plotly_chart's selection shape, so viz.training.selected_points reads both."""
+st.plotly_chart's selection shape, so viz.training.selected_points reads both. With a sprite
+(viz.check_map.sprite), hovering a point shows its image beside the pointer, in the frame."""
 from __future__ import annotations
 
 import os
@@ -44,10 +45,12 @@ def folder() -> Path:
 _component = components.declare_component("live_plot", path=str(folder()))
 
 
-def live_plot(fig: go.Figure, key: str, on_click=None) -> dict | None:
+def live_plot(fig: go.Figure, key: str, on_click=None, sprite: dict | None = None) -> dict | None:
     """Draw fig under `key` (keep it the same from run to run: the chart stays mounted and
     only its data change). Returns the last click, {"selection": {"points": [{customdata,
     legendgroup, curve_number, point_index, x, y}]}, "at": ms}, or None; on_click runs once
-    per click (before the rerun, like a widget's on_change)."""
+    per click (before the rerun, like a widget's on_change). sprite: {src, tile, cols, n,
+    column}, a point's tile index being its customdata[column] (none there: no thumbnail)."""
     with st.container(key=f"{key}_box"):  # a stable place that tests and benches can find
-        return _component(figure=fig.to_json(), key=key, default=None, on_change=on_click)
+        return _component(figure=fig.to_json(), sprite=sprite, key=key, default=None,
+                          on_change=on_click)

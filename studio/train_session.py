@@ -20,7 +20,6 @@ from pfml_core.viz import training as viz
 
 KEY = "train_view"
 MAX_FRAMES = 25  # animation frames kept in the figure (evenly spread, newest always in)
-MAP_GRACE_S = 1.5  # a new epoch waits at most this long for its warm UMAP: one redraw, not two
 NN_EVERY_S = 5.0  # while training, the neighbours figure follows new epochs at most this often
 HEARTBEAT_S = 120.0  # a job whose page stopped polling this long stops (hidden tabs poll slowly)
 MAX_JOBS_ENV = "PFML_MAX_TRAIN_JOBS"  # training runs at once on this server (operator setting)
@@ -52,7 +51,6 @@ def running_elsewhere(mine: TrainJob | None) -> int:
 @dataclass
 class TrainView:
     job: TrainJob | None = None
-    drawn: int = -1  # job.version the figures were last drawn from
     polling: bool = False  # the status fragment polls (set on each full run)
     frames: dict = field(default_factory=dict)  # (method, epoch) -> go.Frame
     cache: dict = field(default_factory=dict)   # name -> (key, value)
@@ -62,7 +60,7 @@ class TrainView:
         """One job per session: the previous one is stopped before the next is kept."""
         if self.job is not None:
             self.job.close()
-        self.job, self.drawn, self.frames, self.cache = job, -1, {}, {}
+        self.job, self.frames, self.cache = job, {}, {}
         return job
 
     def start(self, make_job) -> TrainJob | None:

@@ -4,7 +4,7 @@ a channel (and are written to the run folder); each gets its PCA map at once, he
 UMAP map from a warm map worker (eval.MapService), warm-started from the previous epoch's.
 
 Threads in the server process only wait: one talks to the training process, one feeds the
-map worker. What a page reads (snapshots, maps, version) only grows."""
+map worker. What a page reads (snapshots, maps) only grows."""
 from __future__ import annotations
 
 import os
@@ -42,7 +42,7 @@ def device_label(device: torch.device, threads: int) -> str:
 class TrainJob:
     """start() / stop() / touch() (the page's heartbeat) / close(); read snapshots, pca and
     layouts (epoch -> (N, 2) map of snapshot_points), meta, map_view(), progress, device,
-    error, done, version. heartbeat_s: stop when touch() was not called for that long.
+    error, done. heartbeat_s: stop when touch() was not called for that long.
     threads: torch threads for training (default: every core; a warm UMAP map takes a fraction
     of a second per epoch, too little to keep a core idle for)."""
 
@@ -58,13 +58,12 @@ class TrainJob:
         self.pca: dict[int, np.ndarray] = {}
         self.layouts: dict[int, np.ndarray] = {}  # UMAP
         self.meta: dict | None = None
-        self.received_at: dict[int, float] = {}  # epoch -> time.time() its snapshot arrived
         self.mapped_at: dict[int, float] = {}    # epoch -> time.time() its UMAP was ready
         self.progress = (0, 0)  # (batch, batches) within the running epoch
         self.device: str | None = None
         self.error: str | None = None
         self.map_error: str | None = None
-        self.done, self.stopped, self.version = False, False, 0
+        self.done, self.stopped = False, False
         self._train = True  # False for a reopened run: only maps to compute
         self._own_maps = map_method == "umap" and maps is None
         self._maps = MapService() if self._own_maps else maps
@@ -137,15 +136,6 @@ class TrainJob:
         """UMAP maps are still being computed."""
         return any(t.name == "pfml-train-maps" and t.is_alive() for t in self._threads)
 
-    def map_due(self, grace_s: float) -> bool:
-        """The newest epoch's UMAP is on its way: the warm map worker got it less than grace_s
-        ago. A page can wait that long and redraw once, with the map, instead of twice."""
-        with self._cond:
-            if self.map_method != "umap" or not self.snapshots or self._maps.state != "ready":
-                return False
-            epoch = self.snapshots[-1].epoch
-            return epoch not in self.layouts and time.time() - self.received_at[epoch] < grace_s
-
     def map_view(self) -> tuple[str, dict[int, np.ndarray]]:
         """What the map shows now: the UMAP maps so far while they are at most one epoch
         behind (the newest follows within seconds; flipping to PCA meanwhile would make the
@@ -169,10 +159,8 @@ class TrainJob:
             self.snapshots.append(snap)
             self.meta = self.meta or meta
             self.pca[snap.epoch] = layout
-            self.received_at[snap.epoch] = time.time()
             if self.map_method == "umap":
                 self._points[snap.epoch] = points
-            self.version += 1
             self._cond.notify_all()
 
     def _run(self) -> None:
@@ -210,7 +198,6 @@ class TrainJob:
             self.error = self.error or f"the training process ended unexpectedly (exit code {code})"
         with self._cond:
             self.done = True
-            self.version += 1
             self._cond.notify_all()
 
     def _next_map(self) -> tuple[int, np.ndarray | None] | None:
@@ -244,7 +231,6 @@ class TrainJob:
                     self.layouts[epoch] = layout
                     self.mapped_at[epoch] = time.time()
                     del self._points[epoch]
-                    self.version += 1
         finally:
             if self._own_maps:
                 self._maps.close()

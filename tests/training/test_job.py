@@ -112,21 +112,3 @@ def test_maps_newest_first_each_started_from_the_nearest(run_folder):
     assert label == "UMAP" and sorted(layouts) == [0, 1, 2]
 
 
-def test_a_new_epoch_waits_for_its_due_umap_only_within_the_grace(run_folder):
-    """map_due: the page holds a redraw while the newest epoch's UMAP is on its way from a
-    warm worker, for at most the grace; never for PCA jobs, a cold worker or a mapped epoch."""
-    _, out = run_folder
-    fake = FakeMaps()
-    fake.state = "ready"
-    job = TrainJob.from_run(out, "umap", maps=fake)  # not started: nothing mapped yet
-    newest = job.snapshots[-1].epoch
-    assert job.map_due(1.5)
-    job.received_at[newest] = time.time() - 2.0
-    assert not job.map_due(1.5)  # waited long enough: redraw with what there is
-    job.received_at[newest] = time.time()
-    fake.state = "warming"
-    assert not job.map_due(1.5)  # a cold worker takes tens of seconds: PCA at once
-    fake.state = "ready"
-    job.layouts[newest] = np.zeros((2, 2))
-    assert not job.map_due(1.5)  # already mapped
-    assert not TrainJob.from_run(out, "pca").map_due(1.5)
