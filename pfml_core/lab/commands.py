@@ -5,8 +5,10 @@ from any machine; `lab-resume`, `lab-export`, `lab-best`, `lab-cancel` and `lab-
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
+from pfml_core import guards
 from pfml_core.lab import admin, check_cli, launch, measure, regime, runtime, worker
 from pfml_core.lab import grid as lab
 from pfml_core.lab.admin import open_lab, storage_flags
@@ -96,6 +98,8 @@ def add_parsers(subparsers) -> None:
                               "train its points until none is left")
     w.add_argument("--study", required=True, help="the study name (the app and CLI show it)")
     storage_flags(w)
+    w.add_argument("--nice", type=int, default=0, help="lower this worker's CPU priority by N "
+                   "(a server's own workers: 10)")
     w.add_argument("--train-fn", default=None, help=argparse.SUPPRESS)  # tests
     w.set_defaults(func=run_worker)
 
@@ -204,6 +208,8 @@ def run_export(args) -> int:
 def run_worker(args) -> int:
     """`lab-worker --study NAME --storage URL`: train the study's points here until none is
     left; then start the next grids this server queued."""
+    if args.nice:
+        os.nice(guards.check_int("--nice", args.nice, 0, 19))
     lab_ = open_lab(args)
     g = lab_.grid(args.study)
     try:

@@ -20,6 +20,7 @@ from pfml_core.lab.studies import ACTIVE, Lab, retry
 from pfml_core.training.run_folder import runs_dir
 
 ENV_MAX_WORKERS = "PFML_MAX_LAB_WORKERS"
+NICE = 10  # detached workers yield the cores to the visitors' pages a class is waiting on
 
 
 def max_workers() -> int:
@@ -34,7 +35,8 @@ def spawn(lab: Lab, grid_id: int, n: int, train_fn: str | None = None,
     name = lab.grid(grid_id)["name"]
     log_dir = runs_dir() / "lab_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pfml_core", "lab-worker", "--study", name, "--storage", lab.url]
+    cmd = [sys.executable, "-m", "pfml_core", "lab-worker", "--study", name, "--storage", lab.url,
+           *(["--nice", str(NICE)] if detached else [])]
     procs = []
     for _ in range(max(int(n), 0)):
         with open(log_dir / f"{name}.log", "ab") as log:

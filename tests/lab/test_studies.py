@@ -203,3 +203,21 @@ def test_a_trial_in_another_state_is_shown_as_what_it_is(lab):
     t = study.ask()
     lab.fail_trials(gid, (TrialState.RUNNING,), cancelled=True)
     assert [r["status"] for r in lab.runs(gid)][0] == "cancelled" and t.number == 0
+
+
+def _nice(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])  # field 19
+
+
+def test_workers_the_server_starts_run_at_a_lower_priority(lab):
+    """A class's pages come first: the server's detached workers are niced, a CLI's helpers
+    (foreground, someone waiting at a terminal) are not."""
+    gid = lab.create_grid("noise", noise())
+    (pid,) = launch.start(lab, gid, "tests.lab_fakes:slow")
+    wait_for(lambda: lab.grid(gid)["counts"].get("running"), 60, "the worker's first trial")
+    assert _nice(pid) == _nice(os.getpid()) + launch.NICE
+    launch.cancel(gid, lab)
+    (helper,) = launch.spawn(lab, lab.create_grid("noise", noise()), 1, "tests.lab_fakes:quick",
+                             detached=False)
+    assert _nice(helper.pid) == _nice(os.getpid())
+    helper.wait(60)
