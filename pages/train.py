@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pfml_core import data, training
+from pfml_core import data, lab, training
 from pfml_core.eval import neighbours
 from pfml_core.training import LOSSES, MODELS, TrainConfig, TrainJob
 from pfml_core.viz import training as viz
@@ -225,6 +225,12 @@ status()
 if not view.polling and view.job is not None and view.job.snapshots:  # finished: every epoch
     names, images = class_names(view.job.config)
     st.plotly_chart(view.curves(), key="train_curves")
-    st.plotly_chart(view.map_figure(names, images.sources if images is not None else None),
+    ring = st.toggle("Ring suspect labels", value=True, key="train_ring", help=lab.suspects.HOW)
+    suspects = view.suspects(names) if ring else None
+    st.plotly_chart(view.map_figure(names, images.sources if images is not None else None, suspects),
                     key="train_map", on_select=pick_query, selection_mode="points")
+    if suspects is not None:
+        st.caption(f"Ringed in black: the {len(suspects)} training labels this run itself finds "
+                   "probably wrong (mean label margin below zero up to R@1's peak). Check my "
+                   "labels checks every row of the data.")
     neighbours_view(view.job.snapshots[-1], names, images)

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pfml_core.data import faults
+from pfml_core.lab import suspects as lab_suspects
 from pfml_core.training import TrainJob
 from pfml_core.viz import training as viz
 
@@ -52,7 +53,7 @@ def running_elsewhere(mine: TrainJob | None) -> int:
 class TrainView:
     job: TrainJob | None = None
     polling: bool = False  # the status fragment polls (set on each full run)
-    frames: dict = field(default_factory=dict)  # (method, epoch) -> go.Frame
+    frames: dict = field(default_factory=dict)  # (method, epoch, suspects ringed) -> go.Frame
     cache: dict = field(default_factory=dict)   # name -> (key, value)
     nn_at: float = 0.0  # time.monotonic() the neighbours figure was last built
 
@@ -119,23 +120,37 @@ class TrainView:
         return self.cached("curves", len(snaps), lambda: viz.curves_figure(pd.DataFrame(
             [{"epoch": s.epoch, "loss": s.loss, **s.metrics} for s in list(snaps)])))
 
-    def map_figure(self, names: dict, sources=None) -> go.Figure | None:
+    def map_figure(self, names: dict, sources=None, suspects=None) -> go.Figure | None:
         """The animated map: UMAP once the newest epoch has one, PCA meanwhile; hover names
-        each point's row of the data (sources: an image's path in its zip or folder)."""
+        each point's row of the data (sources: an image's path in its zip or folder);
+        suspects (self.suspects()) are ringed."""
         method, layouts = self.job.map_view()
         if not layouts:
             return None
         epochs = _spread(sorted(layouts), MAX_FRAMES)
-        meta = self.job.meta
+        meta, ringed = self.job.meta, suspects is not None
+        if ringed:
+            meta = viz.with_suspects(meta, suspects)
 
         def build():
             for e in epochs:
-                if (method, e) not in self.frames:
-                    self.frames[(method, e)] = viz.map_frame(e, layouts[e], meta)
-            return viz.map_figure([self.frames[(method, e)] for e in epochs],
+                if (method, e, ringed) not in self.frames:
+                    self.frames[(method, e, ringed)] = viz.map_frame(e, layouts[e], meta)
+            return viz.map_figure([self.frames[(method, e, ringed)] for e in epochs],
                                   layouts[epochs[-1]], meta, names, method, sources)
 
-        return self.cached("map", (method, tuple(epochs)), build)
+        return self.cached("map", (method, tuple(epochs), ringed), build)
+
+    def suspects(self, names: dict) -> pd.DataFrame | None:
+        """The run's own suspect labels: the training rows whose label margin, averaged over
+        the epochs up to held-out R@1's peak, is negative (pfml_core.lab.suspects); None
+        when the run recorded no margins."""
+        def build():
+            rm = lab_suspects.from_history(self.job.snapshots, self.job.config.noise, names["train"])
+            table = None if rm is None else lab_suspects.table(rm, with_cleanlab=False)
+            return None if table is None else table[table["score"] > 0]
+
+        return self.cached("suspects", len(self.job.snapshots), build)
 
     def live_map(self, names: dict, sources=None) -> go.Figure | None:
         """The newest mapped epoch alone (no frames, slider or Play): what the live chart
@@ -146,9 +161,9 @@ class TrainView:
         e, meta = max(layouts), self.job.meta
 
         def build():
-            if (method, e) not in self.frames:
-                self.frames[(method, e)] = viz.map_frame(e, layouts[e], meta)
-            fig = viz.map_figure([self.frames[(method, e)]], layouts[e], meta, names, method,
+            if (method, e, False) not in self.frames:
+                self.frames[(method, e, False)] = viz.map_frame(e, layouts[e], meta)
+            fig = viz.map_figure([self.frames[(method, e, False)]], layouts[e], meta, names, method,
                                  sources)
             # assigned: update_layout(sliders=[]) would keep the slider
             fig.frames = fig.layout.sliders = fig.layout.updatemenus = ()

@@ -1,6 +1,6 @@
 """Figures of a training run: loss and Recall@K curves, the per-epoch embedding map (one
-animation frame per epoch, proxies as stars, flipped samples ringed in red, each frame with
-its own view) and a query's nearest neighbours as images."""
+animation frame per epoch, proxies as stars, flipped samples ringed in red, suspect labels
+ringed in black, each frame with its own view) and a query's nearest neighbours as images."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,13 +34,27 @@ def curves_figure(metrics: pd.DataFrame) -> go.Figure:
 
 
 def _masks(meta: dict) -> list[tuple[str, int | None, np.ndarray]]:
-    """(group, class, mask) per trace, then ('flipped', None, mask): the same structure
-    every epoch, so frames can animate it."""
+    """(group, class, mask) per trace, then ('flipped', None, mask) and, with suspects
+    (with_suspects), ('suspect', None, mask): the same structure every epoch, so frames
+    can animate it."""
     out = []
     for group in ("train", "held-out", "proxy"):
         for c in np.unique(meta["label"][meta["group"] == group]):
             out.append((group, int(c), (meta["group"] == group) & (meta["label"] == c)))
-    return out + [("flipped", None, np.asarray(meta["flipped"], bool))]
+    out.append(("flipped", None, np.asarray(meta["flipped"], bool)))
+    return out + ([("suspect", None, meta["suspect"])] if "suspect" in meta else [])
+
+
+def with_suspects(meta: dict, table) -> dict:
+    """meta with the training points whose source row is in `table` (lab.suspects.table
+    rows: row, given_label, suggested_label, score) marked as suspects, with their hover."""
+    said = {int(r): f"row {text(r)} · given {text(g)} → suggested {text(s)} · score {v:.3f}"
+            for r, g, s, v in zip(table["row"], table["given_label"], table["suggested_label"],
+                                  table["score"])}
+    src = np.asarray(meta.get("source", np.full(len(meta["group"]), -1)))
+    mask = (np.asarray(meta["group"]) == "train") & np.isin(src, list(said))
+    return {**meta, "suspect": mask,
+            "suspect_text": np.array([said.get(int(r), "") for r in src], dtype=object)}
 
 
 def _sources(meta: dict, m: np.ndarray, sources) -> np.ndarray:
@@ -63,6 +77,12 @@ def _traces(xy: np.ndarray, meta: dict, names: dict, sources=None) -> list[go.Sc
                 x=xy[m, 0], y=xy[m, 1], mode="markers", name="flipped label",
                 showlegend=bool(m.any()), hoverinfo="skip",
                 marker=dict(symbol="circle-open", size=9, color="red", line=dict(width=1.5))))
+            continue
+        if group == "suspect":
+            traces.append(go.Scattergl(
+                x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"suspect label ({int(m.sum())})",
+                text=meta["suspect_text"][m], hovertemplate="suspect · %{text}<extra></extra>",
+                marker=dict(symbol="circle-open", size=14, color="black", line=dict(width=1.5))))
             continue
         colour = PALETTE[(c + (0 if group != "held-out" else 10)) % len(PALETTE)]
         cls = text(names["held-out" if group == "held-out" else "train"][c])  # a folder name

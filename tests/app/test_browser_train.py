@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.app.browser import ISOLATED_HELD_OUT
+from tests.app.browser import ISOLATED_HELD_OUT, choose, fill
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -145,3 +145,39 @@ def pick_isolated_held_out(page, fig: dict) -> dict:
         gd.scrollIntoView({{block: 'center'}});  // a click lands only inside the window
         const box = gd.getBoundingClientRect();
         return ({ISOLATED_HELD_OUT})(gd, box.left, box.top); }}""")
+
+
+def test_the_finished_run_rings_its_own_suspect_labels(app_url, page):
+    """digits with 20% of the labels flipped: the finished map rings the run's suspects in
+    black, mostly on the flipped points the red rings mark, every ring on a training point,
+    hover naming row, given and suggested label and score; the toggle takes them away."""
+    page.goto(f"{app_url}/train")
+    page.get_by_text("Choose data, model and loss").wait_for(timeout=120_000)
+    choose(page, "Data", "digits", exact=True)
+    choose(page, "Model", "mlp", exact=True)
+    fill(page, "Epochs", "8")
+    page.get_by_text("PCA", exact=True).click()
+    thumb = page.locator('[data-testid="stSlider"]').filter(
+        has_text="Label noise").get_by_role("slider").first
+    for _ in range(4):  # 0.05 a step
+        thumb.press("ArrowRight")
+    page.get_by_text("0.20", exact=True).wait_for()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("finished 8 epochs").wait_for(timeout=300_000)
+    page.get_by_text(re.compile(r"Ringed in black: the \d+ training labels")).wait_for()
+    page.wait_for_timeout(1500)
+    fig = the_map(page)
+    ring = next(t for t in fig["traces"] if t["name"].startswith("suspect label"))
+    flipped = next(t for t in fig["traces"] if t["name"] == "flipped label")
+    train = {(x, y) for t in fig["traces"] if t["group"] == "train" for x, y in zip(t["x"], t["y"])}
+    ringed, red = set(zip(ring["x"], ring["y"])), set(zip(flipped["x"], flipped["y"]))
+    n = int(re.search(r"\((\d+)\)", ring["name"])[1])
+    assert len(ringed) == n > 10 and ringed <= train
+    assert len(ringed & red) / n >= 0.6, (len(ringed & red), n, len(red))  # mostly real flips
+    texts = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .flatMap(gd => gd._fullData).filter(t => (t.name || '').startsWith('suspect'))
+        .flatMap(t => Array.from(t.text))""")
+    assert all(re.fullmatch(r"row \d+ · given \d → suggested \d · score \d\.\d{3}", s) for s in texts)
+    page.get_by_text("Ring suspect labels").click()
+    page.wait_for_timeout(2000)
+    assert not [t for t in the_map(page)["traces"] if t["name"].startswith("suspect")]
