@@ -17,6 +17,7 @@ from pfml_core import data
 from pfml_core.lab import check_labels, clean_export, cleaning
 from pfml_core.viz import check_map
 from studio import cache, safe, train_session
+from studio.live_plot import live_plot
 
 KEY = "check_labels_job"
 _LIVE: weakref.WeakSet[CheckJob] = weakref.WeakSet()  # every session's check, server-wide
@@ -165,17 +166,22 @@ def results(job: CheckJob) -> None:
         job.figures["map"] = check_map.check_map(
             xy, chk.frame.iloc[rows], chk.cutoff,
             f"Every checked row (PCA, last epoch) · top {chk.cutoff} suspects ringed")
-    images = chk.data.kind == "image"
-    st.plotly_chart(job.figures["map"], key="check_map", on_select="rerun" if images else "ignore",
-                    selection_mode="points")
-    picked = check_map.clicked_index(st.session_state.get("check_map")) if images else None
-    if picked is not None:  # a hover label cannot hold an image: a click shows it
+    images, picked = chk.data.kind == "image", None
+    if images:  # a hover label cannot hold an image: the component draws it from the sprite
+        if "sprite" not in job.figures:
+            job.figures["sprite"] = dict(check_map.sprite(chk.data.X), column=check_map.INDEX_COLUMN)
+        picked = check_map.clicked_index(live_plot(job.figures["map"], "check_image_map",
+                                                   sprite=job.figures["sprite"]))
+    else:
+        st.plotly_chart(job.figures["map"], key="check_map")
+    if picked is not None:
         r = chk.frame[chk.frame["index"] == picked].iloc[0]
         st.image(check_map.thumbnail(chk.data.X[picked]), width=160,
                  caption=safe.plain(f"row {r['row']}: {r['given_label']} → {r['suggested_label']} "
                                     f"· score {r['score']:.3f}", 160))
     elif images:
-        st.caption("Click a point on the map to see its image.")
+        st.caption("Hover over a point on the map to see its image; click it to keep the image "
+                   "below.")
     top = chk.frame.head(chk.cutoff)
     if chk.data.kind == "image" and len(top):
         st.plotly_chart(check_map.thumbnails(

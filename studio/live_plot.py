@@ -51,6 +51,9 @@ def live_plot(fig: go.Figure, key: str, on_click=None, sprite: dict | None = Non
     legendgroup, curve_number, point_index, x, y}]}, "at": ms}, or None; on_click runs once
     per click (before the rerun, like a widget's on_change). sprite: {src, tile, cols, n,
     column}, a point's tile index being its customdata[column] (none there: no thumbnail)."""
+    last = st.session_state.get(f"{key}_json")
+    if last is None or last[0] is not fig:  # a poll that brings no news sends the same text
+        st.session_state[f"{key}_json"] = last = (fig, fig.to_json())
     with st.container(key=f"{key}_box"):  # a stable place that tests and benches can find
-        return _component(figure=fig.to_json(), sprite=sprite, key=key, default=None,
+        return _component(figure=last[1], sprite=sprite, key=key, default=None,
                           on_change=on_click)

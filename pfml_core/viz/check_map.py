@@ -1,8 +1,12 @@
 """Figures of a label check (pfml_core.lab.check_labels): every checked row on a map of the
 last epoch's embeddings (PCA), coloured by its given label, the top suspects ringed, each
-point's hover naming the file's row, given and suggested label and score (a click on a
-point shows its image); the suspects as images; a dataset's class balance."""
+point's hover naming the file's row, given and suggested label and score (a hover shows its
+image from `sprite`, a click keeps it); the suspects as images; a dataset's class balance."""
 from __future__ import annotations
+
+import base64
+import io
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -11,6 +15,9 @@ from plotly.subplots import make_subplots
 from pfml_core.viz.text import text, texts
 from pfml_core.viz.training import PALETTE, _rgb, selected_points
 
+SPRITE_TILE = 32  # a hover thumbnail's longest side: bigger images are downscaled
+SPRITE_PIXELS = 2048 * 2048  # every tile together, so MAX_IMAGES uploads stay a few MB too
+INDEX_COLUMN = 4  # check_map's customdata column holding the data set's index (sprite tile)
 HOVER = ("row %{customdata[0]}<br>given %{customdata[1]} · suggested %{customdata[2]}"
          "<br>score %{customdata[3]}<extra></extra>")
 
@@ -52,10 +59,35 @@ def clicked_index(selection: dict | None) -> int | None:
     for _, c in selected_points(selection):
         if len(c) == 5:
             try:
-                return int(c[4])
+                return int(c[INDEX_COLUMN])
             except (TypeError, ValueError):
                 continue
     return None
+
+
+def sprite(images) -> dict:
+    """Images (n, C, H, W) in [0, 1] as one PNG grid, tile i at row i // cols, column i % cols:
+    {"src": data URI, "tile": [h, w], "cols", "n"}. A tile is at most SPRITE_TILE px a side and
+    all of them SPRITE_PIXELS (Pillow's box filter shrinks bigger images; MNIST-5k keeps 28x28,
+    about 0.9 MB of PNG); grey images are stored as one channel."""
+    from PIL import Image
+
+    n, (h, w) = len(images), np.shape(images[0])[1:]
+    s = min(1.0, min(SPRITE_TILE, math.isqrt(SPRITE_PIXELS // max(n, 1))) / max(h, w))
+    th, tw = max(1, round(h * s)), max(1, round(w * s))
+    cols = max(1, math.ceil(math.sqrt(n)))  # a near-square grid stays within canvas limits
+    grid = np.zeros((-(-n // cols) * th, cols * tw, 3), np.uint8)
+    for i, img in enumerate(images):
+        t = _rgb(img)
+        if (th, tw) != (h, w):
+            t = np.asarray(Image.fromarray(t).resize((tw, th), Image.Resampling.BOX))
+        r, c = divmod(i, cols)
+        grid[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = t
+    grey = (grid[..., 0] == grid[..., 1]).all() and (grid[..., 1] == grid[..., 2]).all()
+    buf = io.BytesIO()
+    Image.fromarray(grid[..., 0] if grey else grid).save(buf, format="PNG")
+    return {"src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+            "tile": [th, tw], "cols": cols, "n": n}
 
 
 def thumbnails(images: list[np.ndarray], titles: list[str], per_row: int = 8) -> go.Figure:

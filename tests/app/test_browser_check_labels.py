@@ -2,18 +2,23 @@
 uploaded as a .npz with 15% of its labels flipped over all 10 classes (the app is not told
 which); the preview counts it, "Check my labels" ranks every row, the ringed points on the
 map (read from gd._fullData) are the CSV's top rows and mostly the real flips, and "Clean and
-retrain" gives R@1 in points and the cleaned .npz."""
+retrain" gives R@1 in points and the cleaned .npz. The digits uploaded as a .zip of 8x8 PNGs
+draw the map in studio/live_plot.py's frame: hovering a ringed suspect shows that file's
+image next to the pointer (the #thumb canvas, read back pixel by pixel), a click keeps it."""
 from __future__ import annotations
 
 import io
 import re
+import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from pfml_core.data.bundled import load_dataset
 from pfml_core.data.dataset import flip_labels
+from pfml_core.viz import check_map
 from tests.app.test_browser_lab import fill
 from tests.app.test_browser_names import choose, train_mlp_with_pca
 
@@ -95,3 +100,119 @@ def test_map_title_follows_the_epoch_slider(app_url, page):
     title = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
         .map(g => g._fullLayout.title.text).find(t => t.includes('of embeddings and proxies'))""")
     assert title.endswith("epoch 0"), title
+
+
+# inside the image map's frame: the ringed suspect farthest from any point of another row (in
+# the frame's pixels), and the ringed trace as RINGED reads it from the page
+SUSPECT = """() => { const gd = document.getElementById('plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, pts = [];
+  gd._fullData.forEach(t => Array.from(t.customdata).forEach((c, i) => pts.push({
+    px: xa._offset + xa.l2p(t.x[i]), py: ya._offset + ya.l2p(t.y[i]), row: c[0], index: c[4],
+    ringed: t.name.startsWith('suspects')})));
+  const inside = p => p.px > xa._offset + 10 && p.py > ya._offset + 10
+    && p.px < xa._offset + xa._length - 10 && p.py < ya._offset + ya._length - 10;
+  let best = null, bestGap = 0;
+  for (const p of pts.filter(p => p.ringed && inside(p))) {
+    let gap = Infinity;
+    for (const q of pts) if (q.index !== p.index) gap = Math.min(gap, Math.hypot(p.px - q.px, p.py - q.py));
+    if (gap > bestGap) { best = p; bestGap = gap; }
+  }
+  const t = gd._fullData.find(t => t.name.startsWith('suspects'));
+  return {best, gap: bestGap, name: t.name, rows: Array.from(t.customdata).map(c => c[0]),
+          hover: t.hovertemplate}; }"""
+THUMB = """() => { const c = document.getElementById('thumb'), r = c.getBoundingClientRect();
+  return {shown: getComputedStyle(c).display !== 'none', left: r.left, top: r.top,
+          right: r.right, bottom: r.bottom, w: c.width, h: c.height,
+          pixels: c.width ? Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data) : [],
+          label: (document.querySelector('.hoverlayer .hovertext') || {}).textContent || ''}; }"""
+
+
+def digits_zip(path, n: int = 600):
+    """The first n digits as 8x8 grey PNGs in class folders, 15% of them in a wrong one;
+    returns each file's path -> its 8x8 image in [0, 1]."""
+    digits = load_dataset("digits")
+    y, _ = flip_labels(digits.y[:n], 0.15, 3, 10)
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, (img, c) in enumerate(zip(digits.X[:n, 0], y)):
+            buf = io.BytesIO()
+            Image.fromarray((img * 255).round().astype(np.uint8)).save(buf, "PNG")
+            zf.writestr(f"{c}/{i:04d}.png", buf.getvalue())
+    return {f"{c}/{i:04d}.png": digits.X[i, 0] for i, c in enumerate(y)}
+
+
+def tile(ds, row: str, scale: int) -> np.ndarray:
+    """What the hover should draw for a row of the upload: its 64x64 image as loaded, shrunk
+    to the sprite's 32x32 (box filter), each pixel repeated scale x scale."""
+    small = Image.fromarray(check_map._rgb(ds.X[ds.sources.index(row)]))
+    return np.asarray(small.resize((32, 32), Image.Resampling.BOX)).repeat(scale, 0).repeat(scale, 1)
+
+
+def test_hovering_a_suspect_shows_its_image(app_url, page, tmp_path):
+    files = digits_zip(tmp_path / "digits.zip")
+    page.goto(f"{app_url}/train")
+    page.get_by_text("Choose data, model and loss").wait_for(timeout=120_000)
+    choose(page, "Data", "upload")
+    page.locator("input[type=file]").set_input_files(str(tmp_path / "digits.zip"))
+    page.get_by_text("Your data: 600 samples, 10 classes (images)").wait_for(timeout=60_000)
+    choose(page, "Model", "mlp")
+    fill(page, "Epochs", "3")
+    settled(page, "Check my labels").click()
+    page.get_by_text("Estimated label errors").wait_for(timeout=300_000)
+    k = int(re.search(r"Estimated label errors: (\d+)",
+                      page.get_by_text("Estimated label errors").inner_text())[1])
+    page.get_by_text("Hover over a point on the map to see its image").wait_for()
+    box = page.locator(".st-key-check_image_map_box iframe")
+    box.wait_for()
+    box.scroll_into_view_if_needed()
+    frame = box.element_handle().content_frame()
+    frame.wait_for_function("() => { const gd = document.getElementById('plot');"
+                            " return gd && gd._fullData && gd._fullData.length > 1; }")
+    page.wait_for_timeout(500)
+    read = frame.evaluate(SUSPECT)
+    assert read["name"] == f"suspects (top {k})" and len(read["rows"]) == k
+    assert "given %{customdata[1]}" in read["hover"] and "score" in read["hover"]
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download every row (CSV)").click()
+    csv = pd.read_csv(dl.value.path())
+    assert sorted(csv["row"]) == sorted(files)
+    assert all(str(g) == r.split("/")[0] for r, g in zip(csv["row"], csv["given_label"]))
+    assert sorted(read["rows"]) == sorted(csv["row"][:k])
+    assert read["gap"] >= 8, read
+    assert not frame.evaluate(THUMB)["shown"]  # nothing hovered yet
+
+    box.scroll_into_view_if_needed()  # the download's click may have scrolled the page
+    page.wait_for_timeout(300)
+    at = box.bounding_box()
+    x, y = at["x"] + read["best"]["px"], at["y"] + read["best"]["py"]
+    assert 0 < y < page.viewport_size["height"], (at, read["best"])
+    page.mouse.move(x - 40, y - 40)
+    page.mouse.move(x, y, steps=4)
+    frame.wait_for_function("() => getComputedStyle(document.getElementById('thumb')).display !== 'none'")
+    thumb = frame.evaluate(THUMB)
+    row = read["best"]["row"]  # "3/0042.png": the file's path in the zip
+    assert f"row {row}" in thumb["label"], thumb["label"]  # the point hovered
+    # next to the pointer, not under it, and inside the frame
+    left, top = at["x"] + thumb["left"], at["y"] + thumb["top"]
+    right, bottom = at["x"] + thumb["right"], at["y"] + thumb["bottom"]
+    assert at["x"] <= left and right <= at["x"] + at["width"]
+    assert at["y"] <= top and bottom <= at["y"] + at["height"]
+    assert not (left <= x <= right and top <= y <= bottom)
+    assert max(left - x, x - right, top - y, y - bottom) <= 60, (x, y, thumb)
+    assert thumb["w"] == thumb["h"] == 96  # the 32x32 tile, 3x
+    shown = np.array(thumb["pixels"], np.uint8).reshape(96, 96, 4)[..., :3].astype(int)
+    ds = load_dataset(str(tmp_path / "digits.zip"))
+    diff = np.abs(shown - tile(ds, row, 3)).max()
+    assert diff <= 2, f"the thumbnail is not {row}'s image (pixels off by up to {diff})"
+    # and it is that file's digit: of all 600, the nearest to the thumbnail (8x8 means)
+    seen = shown.mean(2).reshape(8, 12, 8, 12).mean((1, 3)) / 255
+    nearest = min(files, key=lambda r: np.abs(files[r] - seen).sum())
+    assert nearest == row
+    other = next(r for r in read["rows"] if r != row)
+    assert np.abs(shown - tile(ds, other, 3)).mean() > 10  # a wrong row would fail above
+    page.screenshot(path=str(tmp_path / "hover.png"))
+
+    page.mouse.move(at["x"] + 5, at["y"] + at["height"] + 40)  # off the map
+    frame.wait_for_function("() => getComputedStyle(document.getElementById('thumb')).display === 'none'")
+    page.mouse.click(x, y)  # a click keeps the image below the map
+    page.get_by_text(f"row {row}:").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stImage"] img').count() >= 1

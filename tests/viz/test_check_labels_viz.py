@@ -69,3 +69,49 @@ def test_a_click_on_the_map_names_the_data_sets_index():
     assert check_map.clicked_index({"selection": {"points": []}}) is None
     assert check_map.clicked_index(None) is None
     assert check_map.thumbnail(np.full((1, 4, 4), 0.5)).shape == (4, 4, 3)
+
+
+def _tiles(sp: dict) -> np.ndarray:
+    """The sprite's PNG decoded (Pillow) and cut back into its (n, h, w, 3) tiles."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    assert sp["src"].startswith("data:image/png;base64,")
+    grid = np.asarray(Image.open(io.BytesIO(base64.b64decode(sp["src"].split(",", 1)[1])))
+                      .convert("RGB"))
+    (h, w), cols = sp["tile"], sp["cols"]
+    assert grid.shape == (-(-sp["n"] // cols) * h, cols * w, 3)
+    return np.stack([grid[i // cols * h:(i // cols + 1) * h, i % cols * w:(i % cols + 1) * w]
+                     for i in range(sp["n"])])
+
+
+def test_the_sprite_holds_each_image_as_its_tile():
+    """Hover thumbnails: tile i of the sprite is image i, pixel for pixel, grey or colour."""
+    rng = np.random.default_rng(0)
+    for images in (rng.random((11, 1, 8, 8)), rng.random((5, 3, 6, 6))):
+        sp = check_map.sprite(images.astype(np.float32))
+        assert sp["n"] == len(images) and sp["tile"] == [images.shape[2], images.shape[3]]
+        assert sp["cols"] == 4 if len(images) == 11 else sp["cols"] == 3
+        tiles = _tiles(sp)
+        for i, img in enumerate(images):
+            assert np.array_equal(tiles[i], check_map._rgb(img)), i
+        assert not np.array_equal(tiles[1], tiles[2])
+
+
+def test_the_sprite_is_bounded():
+    """Big images are shrunk to 32 px a side (each tile the mean of its 2x2 blocks); many
+    images share 2048 x 2048 pixels; MNIST-sized data keeps its 28 x 28."""
+    rng = np.random.default_rng(1)
+    big = rng.random((3, 3, 64, 64)).astype(np.float32)
+    sp = check_map.sprite(big)
+    assert sp["tile"] == [32, 32]
+    tiles = _tiles(sp).astype(float)
+    for i, img in enumerate(big):
+        blocks = check_map._rgb(img).astype(float).reshape(32, 2, 32, 2, 3).mean((1, 3))
+        assert np.abs(tiles[i] - blocks).max() <= 1
+    many = np.zeros((20_000, 1, 28, 28), np.float32)
+    sp = check_map.sprite(many)
+    assert sp["tile"] == [14, 14] and sp["cols"] * 14 <= 2048 + 14
+    assert check_map.sprite(np.zeros((5000, 1, 28, 28), np.float32))["tile"] == [28, 28]
