@@ -209,6 +209,7 @@ def _nice(pid: int) -> int:
     return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])  # field 19
 
 
+@pytest.mark.slow  # starts two worker processes
 def test_workers_the_server_starts_run_at_a_lower_priority(lab):
     """A class's pages come first: the server's detached workers are niced, a CLI's helpers
     (foreground, someone waiting at a terminal) are not."""

@@ -51,6 +51,7 @@ class FakeJob:
         self.running = False
 
 
+@pytest.mark.slow  # other server processes start and wait
 def test_a_second_server_on_the_same_runs_folder_waits_for_the_slot(runs_dir, monkeypatch):
     monkeypatch.setenv("PFML_MAX_TRAIN_JOBS", "1")
     other = other_server(1)
@@ -70,6 +71,7 @@ def test_a_second_server_on_the_same_runs_folder_waits_for_the_slot(runs_dir, mo
         other.kill()
 
 
+@pytest.mark.slow  # other server processes start and wait
 def test_two_slots_are_shared_between_processes(runs_dir, monkeypatch):
     monkeypatch.setenv("PFML_MAX_TRAIN_JOBS", "2")
     procs = [other_server(2) for _ in range(3)]
@@ -132,6 +134,7 @@ def test_uploads_have_a_total_quota_and_the_oldest_expire_first(tmp_path, monkey
     assert sorted(p.name for p in folder.iterdir()) == sorted([kept[2].name, stored.name])
 
 
+@pytest.mark.slow  # other server processes start and wait
 def test_the_uploads_quota_counts_every_server(tmp_path, monkeypatch):
     """Two processes store different 0.6 MiB uploads at once under a 1 MiB quota: the lock in
     the runs folder lets exactly one in."""
