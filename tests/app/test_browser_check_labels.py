@@ -19,7 +19,7 @@ from PIL import Image
 from pfml_core.data.bundled import load_dataset
 from pfml_core.data.dataset import flip_labels
 from pfml_core.viz import check_map
-from tests.app.test_browser_lab import fill
+from tests.app.browser import fill
 from tests.app.test_browser_names import choose, train_mlp_with_pca
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -40,23 +40,34 @@ def settled(page, name: str):
     return button
 
 
+def upload(page, app_url: str, path, preview: str) -> None:
+    """Open the Train page and upload `path`; returns once the preview says `preview`."""
+    page.goto(f"{app_url}/train")
+    page.get_by_text("Choose data, model and loss").wait_for(timeout=120_000)
+    choose(page, "Data", "upload")
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_text(preview).wait_for(timeout=60_000)
+
+
+def check_labels(page) -> int:
+    """Run Check my labels (an MLP, 3 epochs) to its end; the estimated number of errors."""
+    choose(page, "Model", "mlp")
+    fill(page, "Epochs", "3")
+    settled(page, "Check my labels").click()
+    said = page.get_by_text("Estimated label errors")
+    said.wait_for(timeout=300_000)
+    return int(re.search(r"Estimated label errors: (\d+)", said.inner_text())[1])
+
+
 def test_check_my_labels_rings_the_flips_and_cleans(app_url, page, tmp_path):
     digits = load_dataset("digits")
     y, flipped = flip_labels(digits.y, 0.15, 3, 10)
     np.savez(tmp_path / "noisy_digits.npz", X=digits.X.reshape(len(y), -1), y=y)
-    page.goto(f"{app_url}/train")
-    page.get_by_text("Choose data, model and loss").wait_for(timeout=120_000)
-    choose(page, "Data", "upload")
-    page.locator("input[type=file]").set_input_files(str(tmp_path / "noisy_digits.npz"))
-    page.get_by_text("Your data: 1797 samples, 10 classes (64 features)").wait_for(timeout=60_000)
+    upload(page, app_url, tmp_path / "noisy_digits.npz",
+           "Your data: 1797 samples, 10 classes (64 features)")
     page.get_by_text(re.compile(r"The zero-shot split trains on classes 0, 1, 2, 3, 4 \(\d+ "
                                 r"samples\)")).wait_for()
-    choose(page, "Model", "mlp")
-    fill(page, "Epochs", "3")
-    settled(page, "Check my labels").click()
-    page.get_by_text("Estimated label errors").wait_for(timeout=300_000)
-    k = int(re.search(r"Estimated label errors: (\d+)",
-                      page.get_by_text("Estimated label errors").inner_text())[1])
+    k = check_labels(page)
     page.locator("text=/suspects ringed/").wait_for(timeout=60_000)
     page.wait_for_timeout(1000)  # Plotly finishes drawing
     ringed = page.evaluate(RINGED)
@@ -149,17 +160,8 @@ def tile(ds, row: str, scale: int) -> np.ndarray:
 
 def test_hovering_a_suspect_shows_its_image(app_url, page, tmp_path):
     files = digits_zip(tmp_path / "digits.zip")
-    page.goto(f"{app_url}/train")
-    page.get_by_text("Choose data, model and loss").wait_for(timeout=120_000)
-    choose(page, "Data", "upload")
-    page.locator("input[type=file]").set_input_files(str(tmp_path / "digits.zip"))
-    page.get_by_text("Your data: 600 samples, 10 classes (images)").wait_for(timeout=60_000)
-    choose(page, "Model", "mlp")
-    fill(page, "Epochs", "3")
-    settled(page, "Check my labels").click()
-    page.get_by_text("Estimated label errors").wait_for(timeout=300_000)
-    k = int(re.search(r"Estimated label errors: (\d+)",
-                      page.get_by_text("Estimated label errors").inner_text())[1])
+    upload(page, app_url, tmp_path / "digits.zip", "Your data: 600 samples, 10 classes (images)")
+    k = check_labels(page)
     page.get_by_text("Hover over a point on the map to see its image").wait_for()
     box = page.locator(".st-key-check_image_map_box iframe")
     box.wait_for()
