@@ -128,11 +128,10 @@ class TrainView:
         if not layouts:
             return None
         epochs = _spread(sorted(layouts), MAX_FRAMES)
-        meta, ringed = self.job.meta, suspects is not None
-        if ringed:
-            meta = viz.with_suspects(meta, suspects)
+        ringed = suspects is not None
 
         def build():
+            meta = viz.with_suspects(self.job.meta, suspects) if ringed else self.job.meta
             for e in epochs:
                 if (method, e, ringed) not in self.frames:
                     self.frames[(method, e, ringed)] = viz.map_frame(e, layouts[e], meta)
