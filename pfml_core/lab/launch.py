@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from pfml_core import guards
 from pfml_core.lab import budget
 from pfml_core.lab.procs import local_worker_alive, me
-from pfml_core.lab.studies import ACTIVE, Lab, retry
+from pfml_core.lab.studies import ACTIVE, DUPLICATE, Lab, retry
 from pfml_core.training.run_folder import runs_dir
 
 ENV_MAX_WORKERS = "PFML_MAX_LAB_WORKERS"
@@ -129,7 +129,7 @@ def reopen(grid_id: int, lab: Lab, owner: str | None = None) -> int:
     if g["spec"].get("mode", "grid") == "grid":
         retried = {n for t in study.get_trials(deepcopy=False) for n in t.system_attrs.get("retry_history", [])}
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            if t.number not in retried and t.params:
+            if t.number not in retried and t.params and DUPLICATE not in t.user_attrs:
                 retry(study, t)
     return left
 

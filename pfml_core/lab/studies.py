@@ -26,6 +26,7 @@ from pfml_core.training.run_folder import runs_dir
 ENV = "PFML_LAB_STORAGE"
 HEARTBEAT_S, GRACE_S = 2, 10  # a killed worker's trial is retried about 10 s later
 ACTIVE = ("queued", "running")
+DUPLICATE = "duplicate_of"  # user attr of a trial that drew a grid point an earlier one holds
 # what a storage that cannot be read or written raises (data.faults.describe says why)
 STORAGE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -146,7 +147,9 @@ class Lab:
                    if g.get("owner") == owner and g["status"] in ACTIVE)
 
     def _trials(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
-        return self.storage.get_all_trials(study_id, deepcopy=False)
+        """The study's trials as runs: a duplicate draw of a grid point never ran, so it is none."""
+        return [t for t in self.storage.get_all_trials(study_id, deepcopy=False)
+                if DUPLICATE not in t.user_attrs]
 
     def _grid(self, s: optuna.study.FrozenStudy, live: bool) -> dict:
         trials = self._trials(s._study_id)

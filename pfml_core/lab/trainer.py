@@ -17,6 +17,7 @@ from pfml_core.lab import artifacts
 from pfml_core.lab.grid import config_for
 from pfml_core.lab.measure import run_metrics, run_suspects
 from pfml_core.lab.runtime import dataset, train_class_names
+from pfml_core.lab.studies import DUPLICATE
 
 
 def train_run(config: dict, should_stop, on_epoch=None):
@@ -78,11 +79,27 @@ def _done_before(trial: optuna.Trial, params: dict):
     return next((t for t in done if t.params == params and t.value is not None), None)
 
 
+def _held_before(trial: optuna.Trial, params: dict):
+    """An earlier trial of the study that holds this grid point (running or finished), or
+    None: Optuna's GridSampler hands out a running point again once none is left, and two
+    workers asking at once can both draw the last one (the later trial gives way)."""
+    held = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED)
+    # the sampler's grid_id is stored as a trial is asked for, its params only once suggested
+    mine = trial.study._storage.get_trial_system_attrs(trial._trial_id).get("grid_id")
+    return next((t for t in trial.study.get_trials(deepcopy=False, states=held)
+                 if t.number < trial.number and (t.params == params or mine is not None
+                                                 and t.system_attrs.get("grid_id") == mine)), None)
+
+
 def objective(lab, spec: dict, train_fn):
     """The Optuna objective of a grid: held-out R@1 of the trained point (maximized)."""
 
     def run(trial: optuna.Trial) -> float:
         params = {k: trial.suggest_categorical(k, v) for k, v in spec["space"].items()}
+        if spec.get("mode", "grid") == "grid" and (held := _held_before(trial, params)) is not None:
+            trial.set_user_attr(DUPLICATE, held.number)  # the lab shows no such trial
+            raise RunFailed(f"grid point held by trial {held.number}")
         config = config_for(spec, params)
         trial.set_user_attr("config", config)
         if (same := _done_before(trial, params)) is not None:  # a search drew it again: same seed, same result

@@ -85,7 +85,7 @@ def test_cancel_is_the_owners_and_resume_runs_what_is_left(lab):
     assert "boom" in next(r for r in lab.runs(gid) if r["status"] == "failed")["error"]
     with pytest.raises(PermissionError):
         launch.cancel(gid, lab, owner="b" * 32)
-    assert launch.reopen(gid, lab) == 4
+    launch.reopen(gid, lab)
     assert worker.run_grid(gid, lab, lab_fakes.quick) == "done"
     assert lab.grid(gid)["counts"] == {"done": 8, "retried": 4}
     with pytest.raises(ValueError, match="no run is left"):
@@ -222,3 +222,30 @@ def test_workers_the_server_starts_run_at_a_lower_priority(lab):
                              detached=False)
     assert _nice(helper.pid) == _nice(os.getpid())
     helper.wait(60)
+
+
+def test_two_draws_of_one_grid_point_train_it_once_and_show_one_run(lab):
+    """Two workers asking at once can both draw a grid's last point (Optuna's GridSampler
+    hands out a running point once none is left): the later trial gives way, the lab shows
+    one run of the point, and Resume never queues the duplicate."""
+    from pfml_core.lab import trainer
+
+    gid = lab.create_grid("noise", noise(seeds=(0,)))
+    study = lab.study(gid)
+    point = {"loss": "pfml", "noise": 0.0, "seed": 0}
+    for _ in range(2):
+        study.enqueue_trial(point)
+    first, second = study.ask(), study.ask()
+    spec = lab.grid(gid)["spec"]
+    for key, values in spec["space"].items():  # the first worker's trial began
+        first.suggest_categorical(key, values)
+    run = trainer.objective(lab, spec, lab_fakes.quick)
+    with pytest.raises(trainer.RunFailed, match=f"held by trial {first.number}"):
+        run(second)
+    study.tell(second, state=TrialState.FAIL)
+    study.tell(first, run(first))
+    runs = [r for r in lab.runs(gid) if r["id"] is not None]
+    assert [(r["idx"], r["params"], r["status"]) for r in runs] == [(first.number, point, "done")]
+    assert lab.grid(gid)["counts"] == {"done": 1, "queued": 3}
+    launch.reopen(gid, lab)  # the other 3 points wait for a worker; the duplicate is not queued
+    assert not [t for t in study.get_trials() if t.state == TrialState.WAITING]
