@@ -135,14 +135,15 @@ def where(device: str, method: str, state: str) -> None:
 config, method = settings()
 check_ui.preview(config.data if config else None, config.split if config else "zero-shot")
 where(config.device if config else "auto", method, maps.state)
-b1, b2, b3, _ = st.columns([1, 1, 2, 4])
-if b1.button("Start", type="primary", key="train_start", disabled=config is None or view.running):
-    start(config, method)
-if b2.button("Stop", key="train_stop", disabled=not view.running):
-    view.job.stop()
-check_ui.button(b3, config)
-past_runs(method)
-check_ui.section()
+with st.container():  # one element, whatever it holds: the live charts below keep their place
+    b1, b2, b3, _ = st.columns([1, 1, 2, 4])
+    if b1.button("Start", type="primary", key="train_start", disabled=config is None or view.running):
+        start(config, method)
+    if b2.button("Stop", key="train_stop", disabled=not view.running):
+        view.job.stop()
+    check_ui.button(b3, config)
+    past_runs(method)
+    check_ui.section()
 
 
 @st.fragment(run_every=1.0 if view.polling else None)
@@ -158,10 +159,13 @@ def status() -> None:
     if view.active != view.polling:
         st.rerun()  # it started or ended: the finished run's charts have a slider
     where = f" · on {job.device}" if job.device else ""
+    # lines that come and go sit in slots that are always there: a line added above the live
+    # charts would move them, and a moved component is mounted again (plotly.js loaded again)
+    said = st.container()
     if job.error:
-        safe.say("error", job.error)
+        safe.say("error", job.error, where=said)
     if job.map_error:
-        safe.say("warning", job.map_error)
+        safe.say("warning", job.map_error, where=said)
     epoch = job.snapshots[-1].epoch if job.snapshots else 0
     if job.running:
         i, n = job.progress
@@ -171,12 +175,12 @@ def status() -> None:
     else:
         saved = f" · saved in {safe.plain(Path(job.out_dir).name)}" if job.out_dir else ""  # no server path
         st.success(f"{'stopped after' if job.stopped else 'finished'} {epoch} epochs{where}{saved}")
-    shown, layouts = job.map_view()
+    note, (shown, layouts) = st.empty(), job.map_view()
     if job.map_method == "umap" and job.maps_pending and job.snapshots:
         if shown == "PCA":
-            st.caption("UMAP is computing; PCA is shown meanwhile.")
+            note.caption("UMAP is computing; PCA is shown meanwhile.")
         elif max(layouts) < epoch:
-            st.caption(f"UMAP of epoch {epoch} is computing.")
+            note.caption(f"UMAP of epoch {epoch} is computing.")
     if view.polling and job.snapshots:
         names, images = class_names(job.config)
         live_plot(view.curves(), key="train_live_curves")
