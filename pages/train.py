@@ -171,6 +171,8 @@ def status() -> None:
         i, n = job.progress
         now = f"epoch {epoch + 1} of {job.config.epochs} · batch {i}/{n}" if epoch < \
             job.config.epochs else f"{epoch} epochs done, finishing"
+        if not job.snapshots:
+            now = "starting: loading the data and evaluating the untrained model (epoch 0)"
         st.progress(min(1.0, (epoch + (i / n if n else 0)) / job.config.epochs), text=now + where)
     else:
         saved = f" · saved in {safe.plain(Path(job.out_dir).name)}" if job.out_dir else ""  # no server path
@@ -181,12 +183,14 @@ def status() -> None:
             note.caption("UMAP is computing; PCA is shown meanwhile.")
         elif max(layouts) < epoch:
             note.caption(f"UMAP of epoch {epoch} is computing.")
-    if view.polling and job.snapshots:
+    if view.polling:  # from Start on: a chart frame's first load costs the browser about a
+        # CPU-second, better spent while the training process starts than during an epoch
         names, images = class_names(job.config)
         live_plot(view.curves(), key="train_live_curves")
-        if (live := view.live_map(names, images.sources if images is not None else None)) is not None:
-            live_plot(live, key="train_live_map", on_click=lambda: pick_query("train_live_map"))
-        neighbours_view(job.snapshots[-1], names, images)
+        live_plot(view.live_map(names, images.sources if images is not None else None),
+                  key="train_live_map", on_click=lambda: pick_query("train_live_map"))
+        if job.snapshots:
+            neighbours_view(job.snapshots[-1], names, images)
 
 
 def class_names(config: TrainConfig) -> tuple[dict, object | None]:

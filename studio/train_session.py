@@ -118,7 +118,8 @@ class TrainView:
     def curves(self) -> go.Figure:
         snaps = self.job.snapshots
         return self.cached("curves", len(snaps), lambda: viz.curves_figure(pd.DataFrame(
-            [{"epoch": s.epoch, "loss": s.loss, **s.metrics} for s in list(snaps)])))
+            [{"epoch": s.epoch, "loss": s.loss, **s.metrics} for s in list(snaps)],
+            columns=None if snaps else ["epoch", "loss"])))
 
     def map_figure(self, names: dict, sources=None, suspects=None) -> go.Figure | None:
         """The animated map: UMAP once the newest epoch has one, PCA meanwhile; hover names
@@ -151,12 +152,13 @@ class TrainView:
 
         return self.cached("suspects", len(self.job.snapshots), build)
 
-    def live_map(self, names: dict, sources=None) -> go.Figure | None:
+    def live_map(self, names: dict, sources=None) -> go.Figure:
         """The newest mapped epoch alone (no frames, slider or Play): what the live chart
-        redraws in place while the run goes on (map_figure is the finished run's)."""
+        redraws in place while the run goes on (map_figure is the finished run's); before
+        epoch 0, an empty map that holds its place."""
         method, layouts = self.job.map_view()
         if not layouts:
-            return None
+            return self.cached("live_map", None, viz.waiting_map)
         e, meta = max(layouts), self.job.meta
 
         def build():

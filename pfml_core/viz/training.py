@@ -140,6 +140,17 @@ def map_figure(frames: list[go.Frame], xy: np.ndarray, meta: dict, names: dict,
     return fig
 
 
+def waiting_map() -> go.Figure:
+    """The map's place before its first epoch: the map's size, no axes, a title that says
+    what comes."""
+    fig = go.Figure(layout=dict(title="Map of embeddings and proxies: drawn once the "
+                                "untrained model is evaluated (epoch 0)", height=560,
+                                margin=dict(t=50, b=10, l=10, r=10)))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
 def embedding_map_figure(layouts: dict[int, np.ndarray], meta: dict, names: dict,
                          method: str = "UMAP") -> go.Figure:
     """layouts: epoch -> (N, 2); meta: per-point label/group/flipped/row (projection.

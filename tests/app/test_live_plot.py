@@ -2,7 +2,7 @@
 a run trains, the UMAP map and the metrics chart are updated in place. Read back inside the
 component's frame (gd._fullData / gd._fullLayout): the points move from epoch to epoch, the
 title's epoch follows the data, yet the iframe and the plot div stay the same DOM nodes (a
-mark set on them at the first epoch is still there later, while "UMAP ... is computing"
+mark set on them at Start, before epoch 0, is still there later, while "UMAP ... is computing"
 comes and goes above them) and each frame loads plotly.js once, Stop's whole-page rerun
 included; a click on a held-out point picks the neighbour query, as in the finished run's
 map; plotly.js comes from the server."""
@@ -70,15 +70,19 @@ def test_live_map_and_curves_update_in_place(app_url, page):
     page.get_by_text("UMAP ready").wait_for(timeout=240_000)
     page.get_by_role("button", name="Start").click()
 
-    first = wait_for(page, "train_live_map", lambda f: epoch_of(f) >= 1)
-    mark = epoch_of(first)  # a later epoch may land before the read below
+    # both charts are on the page from Start on, before epoch 0 (the training process takes
+    # seconds to start): their frames load while it starts, not during an epoch
+    waiting = [wait_for(page, key, lambda f: True, 60) for key in ("train_live_curves", "train_live_map")]
+    assert waiting[1]["title"].startswith("Map of embeddings and proxies: drawn once"), waiting
+    assert waiting[1]["traces"] == [] and waiting[0]["traces"][0]["x"] == []
     for key in ("train_live_map", "train_live_curves"):
-        frame(page, key).evaluate(MARK_JS, f"{key} {mark}")
-    first = read(page, "train_live_map")  # marked: the same node is read from here on
+        frame(page, key).evaluate(MARK_JS, f"{key} start")
+    first = wait_for(page, "train_live_map", lambda f: epoch_of(f) >= 1)
     e1 = epoch_of(first)
     later = wait_for(page, "train_live_map", lambda f: epoch_of(f) >= e1 + 2)
     e2 = epoch_of(later)
-    assert later["mark"] == later["frameMark"] == f"train_live_map {mark}", "the map was remounted"
+    assert first["mark"] == later["mark"] == later["frameMark"] == "train_live_map start", \
+        "the map was remounted"
     assert later["title"] == f"UMAP of embeddings and proxies · epoch {e2}"
     assert later["menus"] == 0  # one epoch live: no slider or Play (the finished run has them)
     assert len(points(later)) == len(points(first)) > 100
@@ -86,7 +90,7 @@ def test_live_map_and_curves_update_in_place(app_url, page):
     assert moved > 0.9 * len(points(first)), f"only {moved} points moved from epoch {e1} to {e2}"
     curves = wait_for(page, "train_live_curves", lambda f: max(
         next(t for t in f["traces"] if t["name"] == "R@1")["x"]) >= e2)
-    assert curves["mark"] == curves["frameMark"] == f"train_live_curves {mark}"
+    assert curves["mark"] == curves["frameMark"] == "train_live_curves start"
 
     # a click on a held-out point of the live map picks the neighbour query (tried again
     # when the next epoch moved the point between reading and clicking)
