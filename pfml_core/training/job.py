@@ -7,6 +7,7 @@ Threads in the server process only wait: one talks to the training process, one 
 map worker. What a page reads (snapshots, maps) only grows."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -43,8 +44,9 @@ class TrainJob:
     """start() / stop() / touch() (the page's heartbeat) / close(); read snapshots, pca and
     layouts (epoch -> (N, 2) map of snapshot_points), meta, map_view(), progress, device,
     error, done. heartbeat_s: stop when touch() was not called for that long.
-    threads: torch threads for training (default: every core; a warm UMAP map takes a fraction
-    of a second per epoch, too little to keep a core idle for)."""
+    threads: torch threads for training (default: every core); with every core, each epoch
+    waits for the previous one's map, pace_s at most (job_process.main says why)."""
+    pace_s = 5.0
 
     def __init__(self, config: TrainConfig, out_dir: Path | None = None, map_method: str = "umap",
                  dataset=None, maps: MapService | None = None, heartbeat_s: float | None = None,
@@ -72,6 +74,7 @@ class TrainJob:
         self._stop, self._closed = threading.Event(), threading.Event()
         self._touched = time.time()
         self._threads: list[threading.Thread] = []
+        self._conn, self._send_lock = None, threading.Lock()  # to the training process
         self.slot: slots.Slot | None = None  # the runs folder's training slot it holds
 
     @staticmethod
@@ -100,8 +103,7 @@ class TrainJob:
 
     def start(self) -> TrainJob:
         if self._train:
-            self._threads.append(threading.Thread(target=self._run, daemon=True,
-                                                  name="pfml-train"))
+            self._threads.append(threading.Thread(target=self._run, daemon=True, name="pfml-train"))
         if self.map_method == "umap":
             self._maps.start()
             self._threads.append(threading.Thread(target=self._map_loop, daemon=True,
@@ -123,8 +125,7 @@ class TrainJob:
         if self._own_maps:
             self._maps.close()
 
-    def touch(self) -> None:
-        """The page is still looking (see heartbeat_s)."""
+    def touch(self) -> None:  # the page is still looking (see heartbeat_s)
         self._touched = time.time()
 
     @property
@@ -138,8 +139,7 @@ class TrainJob:
 
     def map_view(self) -> tuple[str, dict[int, np.ndarray]]:
         """What the map shows now: the UMAP maps so far while they are at most one epoch
-        behind (the newest follows within seconds; flipping to PCA meanwhile would make the
-        map jump), else PCA of every epoch."""
+        behind (flipping to PCA meanwhile would make the map jump), else PCA of every epoch."""
         with self._cond:
             if self.layouts and max(self.layouts) >= len(self.snapshots) - 2:
                 return "UMAP", dict(sorted(self.layouts.items()))
@@ -166,19 +166,23 @@ class TrainJob:
     def _run(self) -> None:
         """Start the training process and read its messages until it is done (or gone)."""
         proc, conn = child_process.start("pfml_core.training.job_process", self.threads)
-        finished = asked_to_stop = False
+        finished, asked_to_stop, self._conn = False, False, conn
         try:
             conn.send(("start", {"config": self.config, "out_dir": self.out_dir,
-                                 "dataset": self.dataset, "threads": self.threads}))
+                                 "dataset": self.dataset, "threads": self.threads,
+                                 "pace_s": self.pace_s if self.threads >= cpu_cores() else 0}))
             while not finished:
                 if not asked_to_stop and (self._stop.is_set() or self._stale()):
-                    conn.send(("stop",))
+                    self._tell("stop")
                     asked_to_stop = True
                 if not conn.poll(0.5):
                     continue
                 kind, payload = conn.recv()
                 if kind == "epoch":
                     self._add(payload)
+                    if not (self.map_method == "umap" and self._maps.state == "ready"
+                            and self.map_error is None and self.maps_pending):
+                        self._tell("mapped", payload.epoch)  # no map coming: go on
                 elif kind == "batch":
                     self.progress = payload
                 elif kind in ("device", "error"):
@@ -190,7 +194,9 @@ class TrainJob:
         except Exception as e:  # noqa: BLE001 - e.g. a dataset that cannot be sent
             self.error = f"training could not run: {type(e).__name__}: {e}"
             proc.kill()
-        conn.close()
+        with self._send_lock:
+            self._conn = None
+            conn.close()
         code = proc.wait()
         if self.slot is not None:
             self.slot.release()
@@ -199,6 +205,12 @@ class TrainJob:
         with self._cond:
             self.done = True
             self._cond.notify_all()
+
+    def _tell(self, *message) -> None:
+        """Send the training process a message, from any thread (none once it has ended)."""
+        with self._send_lock, contextlib.suppress(OSError):
+            if self._conn is not None:
+                self._conn.send(message)
 
     def _next_map(self) -> tuple[int, np.ndarray | None] | None:
         """The newest epoch without a UMAP (so the map keeps up when epochs outrun it; the
@@ -226,11 +238,13 @@ class TrainJob:
                 except Exception as e:  # noqa: BLE001 - PCA stays on screen
                     if not self._closed.is_set():
                         self.map_error = f"UMAP failed ({e}); showing PCA"
+                    self._tell("mapped", max(self._points))
                     return
                 with self._cond:
                     self.layouts[epoch] = layout
                     self.mapped_at[epoch] = time.time()
                     del self._points[epoch]
+                self._tell("mapped", epoch)
         finally:
             if self._own_maps:
                 self._maps.close()

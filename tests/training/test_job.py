@@ -1,8 +1,10 @@
 """TrainJob: training runs in its own process and hands back every finished epoch (the same
 ones its run folder keeps), Stop and a lapsed heartbeat both stop it, bad data is a one-line
-message, and UMAP maps are asked for newest first, each warm-started from its nearest mapped
-epoch (a fake map service records the requests)."""
+message, UMAP maps are asked for newest first, each warm-started from its nearest mapped
+epoch (a fake map service records the requests), and while training takes every core each
+epoch waits for the last one's map (bounded by pace_s)."""
 import os
+import threading
 import time
 from concurrent.futures import Future
 
@@ -112,3 +114,49 @@ def test_maps_newest_first_each_started_from_the_nearest(run_folder):
     assert label == "UMAP" and sorted(layouts) == [0, 1, 2]
 
 
+
+
+class SlowMaps(FakeMaps):
+    """A warm map service whose maps take `delay` seconds (None: they never come)."""
+    state = "ready"
+
+    def __init__(self, delay):
+        super().__init__()
+        self.delay, self.done_at = delay, []
+
+    def submit(self, points, previous=None, seed=0):
+        fut = Future()
+        if self.delay is not None:
+            def finish():
+                self.done_at.append(time.time())
+                fut.set_result(np.asarray(points[:, :2], np.float32))
+            threading.Timer(self.delay, finish).start()
+        return fut
+
+
+def test_each_epoch_waits_for_its_map_while_training_takes_every_core(tmp_path):
+    """A map drawn while every core trains stalls the training; so the next epoch starts only
+    once the last epoch's map is done: each snapshot arrives after its predecessor's map."""
+    maps, arrived = SlowMaps(0.8), {}
+    job = TrainJob(_tiny(epochs=3), None, "umap", maps=maps).start()
+    while job.running:
+        for s in list(job.snapshots):
+            arrived.setdefault(s.epoch, time.time())
+        time.sleep(0.02)
+    _wait(job, 60)
+    assert job.error is None and sorted(job.layouts) == [0, 1, 2, 3]
+    for e in (1, 2, 3):  # epoch e trained after epoch e-1's map was done (tiny epochs: ~0.05 s)
+        assert arrived[e] >= job.mapped_at[e - 1], (e, arrived, job.mapped_at)
+    assert arrived[3] - arrived[0] >= 3 * 0.8
+
+
+def test_a_map_that_never_comes_delays_each_epoch_by_pace_s_only(tmp_path):
+    job = TrainJob(_tiny(epochs=3), None, "umap", maps=SlowMaps(None))
+    job.pace_s = 0.5
+    t0 = time.time()
+    job.start()
+    while job.running and time.time() - t0 < 60:
+        time.sleep(0.05)
+    job.close()
+    assert job.error is None and [s.epoch for s in job.snapshots] == [0, 1, 2, 3]
+    assert 3 * 0.5 <= time.time() - t0 < 30
