@@ -180,8 +180,8 @@ class TrainJob:
                 kind, payload = conn.recv()
                 if kind == "epoch":
                     self._add(payload)
-                    if not (self.map_method == "umap" and self._maps.state == "ready"
-                            and self.map_error is None and self.maps_pending):
+                    if not (self.maps_pending and self.map_error is None
+                            and self._maps.state == "ready"):
                         self._tell("mapped", payload.epoch)  # no map coming: go on
                 elif kind == "batch":
                     self.progress = payload

@@ -71,17 +71,18 @@ def main() -> None:
     threading.Thread(target=listen, daemon=True).start()
     torch.set_num_threads(job["threads"])
     config, stopped = job["config"], True
-    pace_s = job.get("pace_s", 0) if resolve_device(config.device).type == "cpu" else 0
 
-    def on_epoch(snap) -> None:
+    def on_epoch(snap, pace_s: float) -> None:
         send(("epoch", snap))
         if pace_s and snap.epoch < config.epochs:
             with mapped:
                 mapped.wait_for(lambda: last_mapped[0] >= snap.epoch or stop.is_set(), pace_s)
 
     try:
-        send(("device", device_label(resolve_device(config.device), job["threads"])))
-        result = train(config, callback=on_epoch, should_stop=stop.is_set,
+        device = resolve_device(config.device)
+        send(("device", device_label(device, job["threads"])))
+        pace_s = job["pace_s"] if device.type == "cpu" else 0
+        result = train(config, callback=lambda s: on_epoch(s, pace_s), should_stop=stop.is_set,
                        out_dir=job["out_dir"], on_batch=on_batch, dataset=job["dataset"])
         stopped = result.stopped
     except Exception as e:  # noqa: BLE001 - the page must show it, not die
