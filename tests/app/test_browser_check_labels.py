@@ -49,6 +49,16 @@ def upload(page, app_url: str, path, preview: str) -> None:
     page.get_by_text(preview).wait_for(timeout=60_000)
 
 
+def suspects_csv(page, ringed: dict, k: int) -> pd.DataFrame:
+    """Checks that the map's suspects trace (RINGED's reading) rings the top k with their given
+    label and score on hover; returns the downloaded CSV of every row."""
+    assert ringed["name"] == f"suspects (top {k})" and len(ringed["rows"]) == k
+    assert "given %{customdata[1]}" in ringed["hover"] and "score" in ringed["hover"]
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download every row (CSV)").click()
+    return pd.read_csv(dl.value.path())
+
+
 def check_labels(page) -> int:
     """Run Check my labels (an MLP, 3 epochs) to its end; the estimated number of errors."""
     choose(page, "Model", "mlp")
@@ -71,11 +81,7 @@ def test_check_my_labels_rings_the_flips_and_cleans(app_url, page, tmp_path):
     page.locator("text=/suspects ringed/").wait_for(timeout=60_000)
     page.wait_for_timeout(1000)  # Plotly finishes drawing
     ringed = page.evaluate(RINGED)
-    assert ringed["name"] == f"suspects (top {k})" and len(ringed["rows"]) == k
-    assert "given %{customdata[1]}" in ringed["hover"] and "score" in ringed["hover"]
-    with page.expect_download() as dl:
-        page.get_by_role("button", name="Download every row (CSV)").click()
-    csv = pd.read_csv(dl.value.path())
+    csv = suspects_csv(page, ringed, k)
     assert sorted(csv["row"]) == list(range(len(y)))  # every row of the file
     assert sorted(int(r) for r in ringed["rows"]) == sorted(csv["row"][:k])
     assert abs(k - flipped.sum()) < 0.3 * flipped.sum()
@@ -171,11 +177,7 @@ def test_hovering_a_suspect_shows_its_image(app_url, page, tmp_path):
                             " return gd && gd._fullData && gd._fullData.length > 1; }")
     page.wait_for_timeout(500)
     read = frame.evaluate(SUSPECT)
-    assert read["name"] == f"suspects (top {k})" and len(read["rows"]) == k
-    assert "given %{customdata[1]}" in read["hover"] and "score" in read["hover"]
-    with page.expect_download() as dl:
-        page.get_by_role("button", name="Download every row (CSV)").click()
-    csv = pd.read_csv(dl.value.path())
+    csv = suspects_csv(page, read, k)
     assert sorted(csv["row"]) == sorted(files)
     assert all(str(g) == r.split("/")[0] for r, g in zip(csv["row"], csv["given_label"]))
     assert sorted(read["rows"]) == sorted(csv["row"][:k])
