@@ -235,10 +235,12 @@ if not view.polling and view.job is not None and view.job.snapshots:  # finished
     st.plotly_chart(view.curves(), key="train_curves")
     ring = st.toggle("Ring suspect labels", value=True, key="train_ring", help=lab.suspects.HOW)
     suspects = view.suspects(names) if ring else None
-    st.plotly_chart(view.map_figure(names, images.sources if images is not None else None, suspects),
-                    key="train_map", on_select=pick_query, selection_mode="points")
-    if suspects is not None:
-        st.caption(f"Ringed in black: the {len(suspects)} training labels this run itself finds "
-                   "probably wrong (mean label margin below zero up to R@1's peak). Check my "
-                   "labels checks every row of the data.")
+    fig = view.map_figure(names, images.sources if images is not None else None, suspects)
+    st.plotly_chart(fig, key="train_map", on_select=pick_query, selection_mode="points")
+    if suspects is not None:  # the map shows a sample of the training points, not every one
+        shown = sum(len(t.x) for t in fig.data if t.name.startswith("suspect label"))
+        st.caption(f"Ringed in black: {shown} of the {len(suspects)} training labels this run "
+                   "itself finds probably wrong (mean label margin below zero up to R@1's peak); "
+                   "the others are not among the map's points. Check my labels checks every "
+                   "row of the data.")
     neighbours_view(view.job.snapshots[-1], names, images)

@@ -165,7 +165,8 @@ def test_the_finished_run_rings_its_own_suspect_labels(app_url, page):
     page.get_by_text("0.20", exact=True).wait_for()
     page.get_by_role("button", name="Start").click()
     page.get_by_text("finished 8 epochs").wait_for(timeout=300_000)
-    page.get_by_text(re.compile(r"Ringed in black: the \d+ training labels")).wait_for()
+    said = page.get_by_text(re.compile(r"Ringed in black: \d+ of the \d+ training labels"))
+    said.wait_for()
     page.wait_for_timeout(1500)
     fig = the_map(page)
     ring = next(t for t in fig["traces"] if t["name"].startswith("suspect label"))
@@ -174,6 +175,8 @@ def test_the_finished_run_rings_its_own_suspect_labels(app_url, page):
     ringed, red = set(zip(ring["x"], ring["y"])), set(zip(flipped["x"], flipped["y"]))
     n = int(re.search(r"\((\d+)\)", ring["name"])[1])
     assert len(ringed) == n > 10 and ringed <= train
+    on_map, found = map(int, re.search(r"(\d+) of the (\d+)", said.inner_text()).groups())
+    assert on_map == n <= found  # the caption counts the rings the map shows
     assert len(ringed & red) / n >= 0.6, (len(ringed & red), n, len(red))  # mostly real flips
     texts = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
         .flatMap(gd => gd._fullData).filter(t => (t.name || '').startsWith('suspect'))
